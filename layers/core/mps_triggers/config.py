@@ -1,0 +1,340 @@
+"""Environment variables → typed :class:`Settings`, validated once per cold start.
+
+Every variable is documented in the README's configuration table. An invalid value raises
+:class:`~mps_triggers.exceptions.ConfigError` naming the variable (``MPS_ROUTES[1].schedule_id: ...``).
+
+Routes (``MPS_ROUTES``) are a JSON list of :class:`Route`; ``MPS_SCHEDULE_ID`` alone means one catch-all route
+to that orchestration. Example::
+
+    MPS_ROUTES='[{"name": "videos", "prefix": "uploads/", "suffixes": [".mp4", ".mov"], "schedule_id": 12345},
+                 {"name": "audio", "bucket": "podcasts", "suffixes": [".mp3"],
+                  "tasks": {"AiAnalysisTask": {"Definition": 10}}}]'
+
+Recursion guard at load (DESIGN.md "Never loop"): an output dir that is the bucket root (``/``) of a routed
+bucket, or a route whose prefix lies inside an output dir or the archive location, is refused with an error that
+names both settings. What the runtime guard can make safe (outputs under their own dir in the input bucket, even
+with a catch-all route) is allowed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from .exceptions import ConfigError
+
+# ProcessMedia task parameters a route may set inline (ProcessMedia API 2019-06-12, "Input Parameters").
+TASK_FIELDS = frozenset({
+    "MediaProcessTask", "AiContentReviewTask", "AiAnalysisTask", "AiRecognitionTask", "AiQualityControlTask",
+    "SmartSubtitlesTask", "SmartEraseTask",
+})
+DEFAULT_ENDPOINT = "mps.tencentcloudapi.com"
+DEFAULT_OUTPUT_DIR = "/mps-output/"
+_ARCHIVE_URI = re.compile(r"^(s3|cos)://([^/]+)(?:/(.*))?$")
+
+
+class Route(BaseModel):
+    """One routing rule: which objects go to which ProcessMedia request. The first matching route wins.
+
+    Matching: ``storage`` (``s3``/``cos``), ``bucket`` (exact, full COS name ``name-appid``), ``prefix`` (key
+    prefix, case-sensitive) and ``suffixes`` (case-insensitive); an omitted condition matches everything.
+    Action: exactly one of ``schedule_id`` (orchestration) or ``tasks`` (inline ProcessMedia task parameters keyed
+    by their API names, e.g. ``{"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}}``).
+    Optional per-route overrides of the output location and task options.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    storage: Literal["s3", "cos"] | None = None
+    bucket: str | None = None
+    prefix: str = ""
+    suffixes: tuple[str, ...] = ()
+    schedule_id: int | None = Field(default=None, gt=0)
+    tasks: dict[str, Any] | None = None
+    output_bucket: str | None = None
+    output_region: str | None = None
+    output_dir: str | None = None
+    tasks_priority: int | None = Field(default=None, ge=-10, le=10)
+    task_type: Literal["Online", "Offline"] | None = None
+
+    @field_validator("suffixes", mode="before")
+    @classmethod
+    def _one_suffix(cls, v: Any) -> Any:
+        return (v,) if isinstance(v, str) else v
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if v.startswith("/"):
+            raise ValueError("a key prefix has no leading '/' (keys are 'uploads/a.mp4', not '/uploads/a.mp4')")
+        return v
+
+    @field_validator("output_dir")
+    @classmethod
+    def _dir(cls, v: str | None) -> str | None:
+        return _check_dir(v) if v is not None else None
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        unknown = sorted(set(v) - TASK_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown task parameter(s) {unknown}; allowed: {sorted(TASK_FIELDS)}")
+        if not v:
+            raise ValueError("must name at least one task parameter")
+        for name, value in v.items():
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} must be a JSON object")
+        return v
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Route":
+        if (self.schedule_id is None) == (self.tasks is None):
+            raise ValueError("give exactly one of schedule_id (an orchestration) or tasks (inline task parameters)")
+        return self
+
+    def matches(self, storage: str, bucket: str, key: str) -> bool:
+        """True if an object in ``storage``/``bucket`` under ``key`` satisfies every condition of this route."""
+        if self.storage is not None and self.storage != storage:
+            return False
+        if self.bucket is not None and self.bucket != bucket:
+            return False
+        if not key.startswith(self.prefix):
+            return False
+        if self.suffixes:
+            lower = key.lower()
+            return any(lower.endswith(s.lower()) for s in self.suffixes)
+        return True
+
+
+def _check_dir(v: str) -> str:
+    if not (v.startswith("/") and v.endswith("/")):
+        raise ValueError(f"must start and end with '/' (MPS OutputDir), got {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class GuardedLocation:
+    """A place whose objects are never submitted: ``bucket`` (None = any bucket) and key ``prefix`` ('' = all)."""
+
+    bucket: str | None
+    prefix: str
+    setting: str
+
+    def covers(self, bucket: str, key: str) -> bool:
+        return (self.bucket is None or self.bucket == bucket) and key.startswith(self.prefix)
+
+
+class Settings(BaseModel):
+    """Validated configuration. Field ``x_y`` comes from environment variable ``X_Y`` (see README)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mps_endpoint: str = DEFAULT_ENDPOINT
+    mps_region: str | None = None
+    mps_secret_id: SecretStr | None = None
+    mps_secret_key: SecretStr | None = None
+    mps_session_token: SecretStr | None = None
+    mps_credentials_secret_arn: str | None = None
+    mps_schedule_id: int | None = Field(default=None, gt=0)
+    mps_routes: tuple[Route, ...] = ()
+    mps_output_bucket: str | None = None
+    mps_output_region: str | None = None
+    mps_output_dir: str = DEFAULT_OUTPUT_DIR
+    mps_notify_url: str | None = None
+    mps_notify_sqs_queue: str | None = None
+    mps_notify_sqs_region: str | None = None
+    mps_notify_key: SecretStr | None = None
+    mps_notify_mode: Literal["Finish", "Change"] = "Finish"
+    mps_s3_secret_id: SecretStr | None = None
+    mps_s3_secret_key: SecretStr | None = None
+    mps_s3_credentials_secret_arn: str | None = None
+    mps_tasks_priority: int | None = Field(default=None, ge=-10, le=10)
+    mps_task_type: Literal["Online", "Offline"] | None = None
+    mps_max_concurrency: int = Field(default=10, ge=1, le=100)
+    mps_max_attempts: int = Field(default=6, ge=1, le=20)
+    mps_timeout: float = Field(default=10.0, gt=0, le=120)
+    archive_uri: str | None = None
+    archive_region: str | None = None
+
+    @field_validator("mps_output_dir")
+    @classmethod
+    def _dir(cls, v: str) -> str:
+        return _check_dir(v)
+
+    @field_validator("mps_notify_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v
+
+    @field_validator("archive_uri")
+    @classmethod
+    def _archive(cls, v: str | None) -> str | None:
+        if v is not None and not _ARCHIVE_URI.match(v):
+            raise ValueError("must be s3://bucket/prefix or cos://bucket-appid/prefix")
+        return v
+
+    @field_validator("mps_routes")
+    @classmethod
+    def _unique_names(cls, v: tuple[Route, ...]) -> tuple[Route, ...]:
+        names = [r.name for r in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"route names must be unique, repeated: {dupes}")
+        return v
+
+    # --- derived --------------------------------------------------------------------------------------------
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The effective rules: MPS_ROUTES, or one catch-all ``default`` route to MPS_SCHEDULE_ID."""
+        if self.mps_routes:
+            return self.mps_routes
+        return (Route(name="default", schedule_id=self.mps_schedule_id),)
+
+    def output_dir_for(self, route: Route) -> str:
+        return route.output_dir or self.mps_output_dir
+
+    def output_bucket_for(self, route: Route) -> str | None:
+        """The route's output bucket, or None when outputs go to the input object's own bucket."""
+        return route.output_bucket or self.mps_output_bucket
+
+    @property
+    def archive_location(self) -> tuple[str, str, str] | None:
+        """``(storage, bucket, key prefix)`` of ARCHIVE_URI, prefix normalised to end with '/' (or '')."""
+        if not self.archive_uri:
+            return None
+        m = _ARCHIVE_URI.match(self.archive_uri)
+        assert m is not None  # validated
+        prefix = (m.group(3) or "").strip("/")
+        return m.group(1), m.group(2), f"{prefix}/" if prefix else ""
+
+    def guarded_locations(self) -> tuple[GuardedLocation, ...]:
+        """Every place the runtime recursion guard keeps out: each route's output dir, and the archive."""
+        out: list[GuardedLocation] = []
+        for r in self.routes:
+            setting = f"MPS_ROUTES[{r.name}].output_dir" if r.output_dir else "MPS_OUTPUT_DIR"
+            bucket = self.output_bucket_for(r) or r.bucket  # None: the input's own bucket, i.e. any routed bucket
+            out.append(GuardedLocation(bucket, self.output_dir_for(r).lstrip("/"), setting))
+        if self.archive_location:
+            _, bucket, prefix = self.archive_location
+            out.append(GuardedLocation(bucket, prefix, "ARCHIVE_URI"))
+        return tuple(dict.fromkeys(out))
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment (``os.environ`` by default). Raises :class:`ConfigError`.
+
+    SCF's role credentials ``TENCENTCLOUD_SECRETID``/``TENCENTCLOUD_SECRETKEY``/``TENCENTCLOUD_SESSIONTOKEN``
+    are the fallback for ``MPS_SECRET_ID``/``MPS_SECRET_KEY``/``MPS_SESSION_TOKEN``.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = env.get(name.upper())
+        if raw is not None and raw.strip() != "":
+            values[name] = raw.strip()
+    if "mps_secret_id" not in values and "mps_secret_key" not in values:
+        for field, fallback in (("mps_secret_id", "TENCENTCLOUD_SECRETID"), ("mps_secret_key", "TENCENTCLOUD_SECRETKEY"),
+                                ("mps_session_token", "TENCENTCLOUD_SESSIONTOKEN")):
+            if env.get(fallback, "").strip():
+                values.setdefault(field, env[fallback].strip())
+    if "mps_routes" in values:
+        try:
+            values["mps_routes"] = json.loads(values["mps_routes"])
+        except ValueError as exc:
+            raise ConfigError("MPS_ROUTES", f"not valid JSON ({exc})") from None
+        if not isinstance(values["mps_routes"], list) or not values["mps_routes"]:
+            raise ConfigError("MPS_ROUTES", "must be a non-empty JSON list of route objects")
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise _config_error(exc, values) from None
+    _check(settings)
+    return settings
+
+
+def _config_error(exc: ValidationError, values: dict[str, Any]) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        var = str(loc.pop(0)).upper() if loc else "configuration"
+        if var == "MPS_ROUTES" and loc and isinstance(loc[0], int):
+            index = loc.pop(0)
+            routes = values.get("mps_routes") or []
+            name = routes[index].get("name") if index < len(routes) and isinstance(routes[index], dict) else None
+            var = f"MPS_ROUTES[{index}]" + (f" ({name})" if name else "")
+        where = var + "".join(f".{p}" for p in loc if not str(p).startswith("function-"))
+        problems.append(f"{where}: {err['msg']}")
+    first, _, rest = problems[0].partition(": ")
+    return ConfigError(first, rest + ("" if len(problems) == 1 else f" (and: {'; '.join(problems[1:])})"))
+
+
+def _check(s: Settings) -> None:
+    """Cross-field rules: credentials present, one notify target, and the load-time recursion guard."""
+    if not s.mps_credentials_secret_arn and not (s.mps_secret_id and s.mps_secret_key):
+        raise ConfigError("MPS_SECRET_ID/MPS_SECRET_KEY",
+                          "Tencent Cloud credentials are required: set MPS_SECRET_ID and MPS_SECRET_KEY, run on SCF "
+                          "with an execution role (TENCENTCLOUD_SECRETID/...), or set MPS_CREDENTIALS_SECRET_ARN")
+    if bool(s.mps_secret_id) != bool(s.mps_secret_key):
+        raise ConfigError("MPS_SECRET_ID/MPS_SECRET_KEY", "set both or neither")
+    if bool(s.mps_s3_secret_id) != bool(s.mps_s3_secret_key):
+        raise ConfigError("MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY", "set both or neither")
+    if not s.mps_routes and s.mps_schedule_id is None:
+        raise ConfigError("MPS_ROUTES/MPS_SCHEDULE_ID", "set MPS_ROUTES (a JSON list of routes) or MPS_SCHEDULE_ID")
+    if s.mps_routes and s.mps_schedule_id is not None:
+        raise ConfigError("MPS_ROUTES/MPS_SCHEDULE_ID",
+                          "set one, not both (give the catch-all route its schedule_id inside MPS_ROUTES)")
+    if s.mps_notify_url and s.mps_notify_sqs_queue:
+        raise ConfigError("MPS_NOTIFY_URL/MPS_NOTIFY_SQS_QUEUE", "choose one callback target (NotifyType URL or AWS-SQS)")
+    if s.mps_notify_sqs_queue and not s.mps_notify_sqs_region:
+        raise ConfigError("MPS_NOTIFY_SQS_REGION", "required with MPS_NOTIFY_SQS_QUEUE (the queue's AWS region)")
+    if s.mps_notify_sqs_queue and not (s.mps_s3_secret_id or s.mps_s3_credentials_secret_arn):
+        raise ConfigError("MPS_NOTIFY_SQS_QUEUE/MPS_S3_SECRET_ID",
+                          "an AWS-SQS callback needs the AWS key MPS sends with (MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY "
+                          "or MPS_S3_CREDENTIALS_SECRET_ARN)")
+    archive = s.archive_location
+    for r in s.routes:
+        rname = f"MPS_ROUTES[{r.name}]" if s.mps_routes else "MPS_SCHEDULE_ID"
+        out_dir = s.output_dir_for(r)
+        dir_setting = f"MPS_ROUTES[{r.name}].output_dir" if r.output_dir else "MPS_OUTPUT_DIR"
+        out_bucket = s.output_bucket_for(r)
+        same_bucket = out_bucket is None or r.bucket is None or out_bucket == r.bucket
+        if same_bucket and out_dir == "/":
+            raise ConfigError(f"{dir_setting}/{rname}",
+                              f"output dir '/' is the root of a routed bucket "
+                              f"({out_bucket or r.bucket or 'any input bucket'}): every output would be submitted "
+                              f"again; give outputs their own dir, e.g. {DEFAULT_OUTPUT_DIR}")
+        if same_bucket and ("/" + r.prefix).startswith(out_dir) and r.prefix:
+            raise ConfigError(f"{dir_setting}/{rname}",
+                              f"route prefix {r.prefix!r} lies inside output dir {out_dir!r} on the same bucket")
+        _check_task_paths(r, out_dir, rname, dir_setting)
+        if archive and r.bucket == archive[1] and r.prefix.startswith(archive[2]):
+            raise ConfigError(f"ARCHIVE_URI/{rname}",
+                              f"route prefix {r.prefix!r} lies inside the archive location {s.archive_uri}")
+
+
+def _check_task_paths(route: Route, out_dir: str, rname: str, dir_setting: str) -> None:
+    """An absolute OutputObjectPath/…ObjectName in inline tasks must stay under the output dir (else: a loop)."""
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, str) and (k.endswith("ObjectPath") or k.endswith("ObjectName")) and v.startswith("/"):
+                    if not v.startswith(out_dir):
+                        raise ConfigError(f"{rname}.tasks{path}.{k}/{dir_setting}",
+                                          f"absolute path {v!r} escapes output dir {out_dir!r}; outputs there could "
+                                          f"be submitted again")
+                walk(v, f"{path}.{k}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{path}[{i}]")
+    walk(route.tasks or {}, "")

@@ -1,0 +1,62 @@
+"""The project's typed errors, outside the MPS API family (which lives in :mod:`mps_triggers.mps`).
+
+Every error the core raises on bad input or bad configuration is one of these, so callers (and the fuzz tests)
+can tell "the input was wrong" from "the code is wrong"::
+
+    MpsTriggersError
+    ├── ConfigError          an environment variable is missing or invalid (names the variable)
+    ├── EventError           an invocation or one of its records has the wrong shape (names record and field)
+    ├── SecretError          a Secrets Manager secret could not be read or lacks a field
+    ├── BatchProcessingError a direct (non-SQS) invocation had failed records; carries each record's error
+    └── mps.MpsError         the MPS API or the transport to it failed (see mps.py)
+"""
+from __future__ import annotations
+
+
+class MpsTriggersError(Exception):
+    """Base class of every error raised by mps_triggers."""
+
+
+class ConfigError(MpsTriggersError):
+    """Configuration is invalid. ``variable`` names the environment variable(s) at fault.
+
+    Example: ``ConfigError("MPS_ROUTES[1].schedule_id", "must be an integer")`` renders as
+    ``MPS_ROUTES[1].schedule_id: must be an integer``.
+    """
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+class EventError(MpsTriggersError):
+    """An event (or one record of it) cannot be understood.
+
+    ``record`` identifies the record (an SQS ``messageId`` or a path such as ``Records[2]``), ``field`` the
+    JSON path inside it (``body``, ``s3.object.key``, ...), ``problem`` what is wrong.
+    """
+
+    def __init__(self, record: str, field: str, problem: str) -> None:
+        self.record = record
+        self.field = field
+        self.problem = problem
+        super().__init__(f"record {record}: field {field}: {problem}")
+
+
+class SecretError(MpsTriggersError):
+    """A credentials secret (AWS Secrets Manager) could not be fetched or has not the documented fields."""
+
+
+class BatchProcessingError(MpsTriggersError):
+    """Raised for a direct invocation (S3, EventBridge, SNS, COS) in which records failed, so the platform retries.
+
+    ``errors`` maps each failed record id to its exception; ``str()`` lists them all, so one log line tells the
+    whole story. Records that succeeded are safe to redo: their SessionId makes MPS reject the repeat.
+    """
+
+    def __init__(self, errors: dict[str, BaseException], total: int) -> None:
+        self.errors = errors
+        self.total = total
+        details = "; ".join(f"{rid}: {type(e).__name__}: {e}" for rid, e in errors.items())
+        super().__init__(f"{len(errors)} of {total} records failed: {details}")

@@ -1,0 +1,231 @@
+"""The submit job: upload event → normalize → guard → route → ProcessMedia (idempotent SessionId).
+
+``functions/submit/app.py`` calls :func:`run` and turns the :class:`SubmitReport` into the platform's answer:
+``report.sqs_response()`` for SQS batches, ``report.raise_for_failures()`` for direct S3/EventBridge/SNS/COS
+invocations (the platform retries; objects already accepted are rejected by MPS as duplicate sessions).
+
+Rules (DESIGN.md): a record is successful only after MPS accepted each of its objects or reported it a duplicate,
+or it was deliberately skipped; one bad record never fails the others.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .batch import BoundedRunner, sqs_response
+from .config import Settings, load_settings
+from .exceptions import BatchProcessingError, ConfigError, EventError
+from .logs import log, set_context
+from .mps import MpsClient, MpsDuplicateSessionError, MpsError, RetryPolicy
+from .routing import Router, S3Credentials, Skip, Submission
+from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
+
+Outcome = Literal["submitted", "duplicate", "skipped", "failed"]
+
+
+@dataclass
+class ObjectResult:
+    """What happened to one object: ``outcome`` with the route, SessionId, TaskId, skip reason or error."""
+
+    record_id: str
+    obj: UploadedObject
+    outcome: Outcome
+    route: str | None = None
+    target: str | None = None  # "ScheduleId=12345" or "MediaProcessTask,AiAnalysisTask"
+    session_id: str | None = None
+    task_id: str | None = None
+    reason: str | None = None
+    error: BaseException | None = None
+    attempts: int = 0
+    retried: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {"record": self.record_id, "storage": self.obj.storage, "bucket": self.obj.bucket, "key": self.obj.key,
+             "outcome": self.outcome, "route": self.route, "target": self.target, "session_id": self.session_id,
+             "task_id": self.task_id, "reason": self.reason, "attempts": self.attempts or None,
+             "error": f"{type(self.error).__name__}: {self.error}" if self.error else None}
+        return {k: v for k, v in d.items() if v is not None}
+
+
+@dataclass
+class SubmitReport:
+    """The outcome of one invocation: every record and every object in it."""
+
+    event: UploadEvent
+    results: list[ObjectResult] = field(default_factory=list)
+
+    def failed_records(self) -> dict[str, BaseException]:
+        """Record id → the first error of that record (parse error or a failed object)."""
+        failed: dict[str, BaseException] = {}
+        for rec in self.event.records:
+            if rec.error is not None:
+                failed[rec.record_id] = rec.error
+        for r in self.results:
+            if r.outcome == "failed" and r.error is not None:
+                failed.setdefault(r.record_id, r.error)
+        return failed
+
+    def sqs_response(self) -> dict[str, list[dict[str, str]]]:
+        """``batchItemFailures`` for exactly the failed messages. Raises BatchProcessingError when a failed
+        record has no messageId (it cannot be named, so the whole batch must be retried)."""
+        failed = self.failed_records()
+        by_id = {r.record_id: r.message_id for r in self.event.records}
+        if any(not by_id.get(rid) for rid in failed):
+            raise BatchProcessingError(failed, len(self.event.records))
+        return sqs_response(by_id[rid] for rid in failed)  # type: ignore[misc]
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`BatchProcessingError` (carrying each record's error) if any record failed."""
+        failed = self.failed_records()
+        if failed:
+            raise BatchProcessingError(failed, len(self.event.records))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by outcome plus every object's result, as returned to direct invocations."""
+        counts: dict[str, int] = {}
+        for r in self.results:
+            counts[r.outcome] = counts.get(r.outcome, 0) + 1
+        ignored = sum(len(r.ignored) for r in self.event.records)
+        return {"source": self.event.source, "records": len(self.event.records), "ignored": ignored, **counts,
+                "objects": [r.as_dict() for r in self.results]}
+
+
+class SubmitJob:
+    """Holds what lives for a container: settings, router, MPS client, S3 credentials, the thread pool.
+
+    Create once per container (:func:`default_job`); :meth:`run` per invocation. ``client`` may be injected
+    (tests, benchmarks); by default it is built from settings on first use.
+    """
+
+    def __init__(self, settings: Settings, client: MpsClient | None = None) -> None:
+        self.settings = settings
+        self.router = Router(settings)
+        self.runner = BoundedRunner(settings.mps_max_concurrency)
+        self._client = client
+        self._s3: S3Credentials | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> MpsClient:
+        with self._lock:
+            if self._client is None:
+                from .secrets import mps_credentials
+                s = self.settings
+                self._client = MpsClient(s.mps_endpoint, functools.partial(mps_credentials, s), region=s.mps_region,
+                                         timeout=s.mps_timeout, retry=RetryPolicy(max_attempts=s.mps_max_attempts),
+                                         max_connections=max(10, s.mps_max_concurrency))
+            return self._client
+
+    def s3_credentials(self) -> S3Credentials:
+        with self._lock:
+            if self._s3 is None:
+                from .secrets import s3_credentials
+                self._s3 = s3_credentials(self.settings)
+            if self._s3 is None:
+                raise ConfigError("MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY",
+                                  "S3 inputs need the AWS key MPS reads them with (or MPS_S3_CREDENTIALS_SECRET_ARN)")
+            return self._s3
+
+    def run(self, event: Any, context: Any = None) -> SubmitReport:
+        """Process one invocation. Raises :class:`EventError` only for an event of no known shape."""
+        deadline = _deadline(context)
+        set_context(request_id=_request_id(context))
+        parsed = parse_upload_event(event)
+        report = SubmitReport(parsed)
+        work: list[tuple[UploadRecord, UploadedObject]] = []
+        for rec in parsed.records:
+            if rec.error is not None:
+                log("error", "bad record", record=rec.record_id, field=rec.error.field, error=rec.error.problem)
+            for reason in rec.ignored:
+                log("info", "ignored", record=rec.record_id, reason=reason)
+            work.extend((rec, obj) for obj in rec.objects)
+        report.results = [r if isinstance(r, ObjectResult) else _crashed(work[i], r)
+                          for i, r in enumerate(self.runner.map(lambda w: self._one(w[0], w[1], deadline), work))]
+        return report
+
+    def _one(self, rec: UploadRecord, obj: UploadedObject, deadline: float | None) -> ObjectResult:
+        decision = self.router.decide(obj)
+        where = {"record": rec.record_id, "storage": obj.storage, "bucket": obj.bucket, "key": obj.key}
+        if isinstance(decision, Skip):
+            log("info", "skipped", reason=decision.reason, **where)
+            return ObjectResult(rec.record_id, obj, "skipped", reason=decision.reason)
+        assert isinstance(decision, Submission)
+        route = decision.route
+        result = ObjectResult(rec.record_id, obj, "failed", route=route.name, session_id=decision.session_id,
+                              target=f"ScheduleId={route.schedule_id}" if route.schedule_id is not None
+                              else ",".join(sorted(route.tasks or {})))
+        try:
+            request = decision.request(self.s3_credentials() if obj.storage == "s3" else None)
+            call = self.client.process_media(request, deadline)
+        except MpsDuplicateSessionError as exc:
+            result.outcome, result.reason = "duplicate", "already submitted (MPS InvalidParameterValue.SessionId)"
+            log("info", "duplicate", session_id=decision.session_id, route=route.name, request_id=exc.request_id,
+                **where)
+            return result
+        except MpsError as exc:
+            result.error = exc
+            log("error", "submit failed", session_id=decision.session_id, route=route.name, code=exc.code,
+                error=exc.message, request_id=exc.request_id, family=type(exc).__name__, **where)
+            return result
+        except Exception as exc:  # SecretError, ConfigError: this object fails, its batch goes on
+            result.error = exc
+            log("error", "submit failed", session_id=decision.session_id, route=route.name,
+                error=f"{type(exc).__name__}: {exc}", **where)
+            return result
+        result.outcome, result.task_id = "submitted", call.response.get("TaskId")
+        result.attempts, result.retried = call.attempts, call.retried
+        log("info", "submitted", session_id=decision.session_id, task_id=result.task_id, route=route.name,
+            target=result.target, attempts=call.attempts, retried=list(call.retried) or None,
+            request_id=call.response.get("RequestId"), **where)
+        return result
+
+
+def _crashed(item: tuple[UploadRecord, UploadedObject], exc: BaseException) -> ObjectResult:
+    rec, obj = item
+    log("error", "internal error", record=rec.record_id, key=obj.key, error=f"{type(exc).__name__}: {exc}")
+    return ObjectResult(rec.record_id, obj, "failed", error=exc)
+
+
+def _deadline(context: Any) -> float | None:
+    """``time.monotonic()`` by which retries must stop: Lambda's remaining time, or SCF's ``time_limit_in_ms``."""
+    remaining_ms = None
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(getter):
+        remaining_ms = getter()
+    elif isinstance(context, dict) and context.get("time_limit_in_ms"):
+        remaining_ms = context["time_limit_in_ms"]
+    if remaining_ms is None:
+        return None
+    try:
+        return time.monotonic() + float(remaining_ms) / 1000.0
+    except (TypeError, ValueError):
+        return None
+
+
+def _request_id(context: Any) -> str | None:
+    if isinstance(context, dict):
+        return context.get("request_id")
+    return getattr(context, "aws_request_id", None)
+
+
+@functools.lru_cache(maxsize=1)
+def default_job() -> SubmitJob:
+    """The container's job, configured from the environment on first call (raises ConfigError if invalid)."""
+    return SubmitJob(load_settings())
+
+
+def run(event: Any, context: Any = None) -> SubmitReport:
+    """Run the container's :func:`default_job` on one invocation."""
+    try:
+        job = default_job()
+    except ConfigError as exc:
+        log("error", "invalid configuration", variable=exc.variable, error=exc.problem)
+        raise
+    try:
+        return job.run(event, context)
+    except EventError as exc:
+        log("error", "unknown event shape", record=exc.record, field=exc.field, error=exc.problem)
+        raise
