@@ -1,0 +1,409 @@
+"""A local MPS API emulator speaking the real ProcessMedia protocol over HTTP (dev-only, never in a layer).
+
+What it checks, as MPS does (ProcessMedia API 2019-06-12, API 3.0 "Signature v3", common error codes):
+
+- TC3-HMAC-SHA256 signature, verified independently of the client's signer from the headers actually received
+  (SignedHeaders, Host, Content-Type) and the exact body bytes; unknown SecretId → ``AuthFailure.SecretIdNotFound``,
+  bad signature → ``AuthFailure.SignatureFailure``, timestamp more than 5 minutes off → ``AuthFailure.SignatureExpire``,
+  wrong or missing ``X-TC-Token`` for temporary keys → ``AuthFailure.TokenFailure``.
+- The body against the API's shape: every field must exist in the official SDK's ``ProcessMediaRequest`` model
+  (``UnknownParameter``), plus the documented value rules (types, enums, ``/`` in ``Object`` and ``OutputDir``,
+  required sub-objects, ``SessionId`` ≤ 50, ``SessionContext`` ≤ 1000, ``TasksPriority`` in [-10, 10]).
+- 100 requests/s (sliding one-second window) → ``RequestLimitExceeded`` beyond.
+- A ``SessionId`` accepted in the last 3 days → ``InvalidParameterValue.SessionId``.
+
+Accepted tasks get TaskIds of the real shape (``1250000000-WorkflowTask-<32 hex>tt7``, ``…-ScheduleTask-…``) and
+are kept for inspection: :attr:`MpsEmulator.tasks` in process, ``GET /_emulator/tasks`` over HTTP.
+
+Example::
+
+    with MpsEmulator(secret_id="AKIDlocal", secret_key="local-secret") as mps:
+        os.environ["MPS_ENDPOINT"] = mps.url          # http://127.0.0.1:<port>
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SESSION_TTL = 3 * 24 * 3600
+TASK_FIELDS = ("MediaProcessTask", "AiContentReviewTask", "AiAnalysisTask", "AiRecognitionTask",
+               "AiQualityControlTask", "SmartSubtitlesTask", "SmartEraseTask")
+_AUTH = re.compile(r"^TC3-HMAC-SHA256 Credential=([^/]+)/(\d{4}-\d{2}-\d{2})/([a-z]+)/tc3_request, "
+                   r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass
+class Task:
+    """An accepted ProcessMedia request."""
+
+    task_id: str
+    request_id: str
+    received_at: float
+    session_id: str | None
+    body: dict[str, Any]
+
+    @property
+    def session_context(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.body.get("SessionContext") or "")
+        except ValueError:
+            return None
+
+
+@dataclass
+class RequestRecord:
+    """Every request seen, accepted or not: ``verdict`` is ``accepted`` or the error code answered."""
+
+    at: float
+    action: str
+    verdict: str
+    session_id: str | None = None
+    signed: bool = False
+
+
+@dataclass
+class EmulatorState:
+    tasks: list[Task] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    sessions: dict[str, float] = field(default_factory=dict)
+    window: deque = field(default_factory=deque)
+
+
+class MpsEmulator:
+    """Local MPS endpoint. ``credentials`` maps SecretId → (SecretKey, token or None).
+
+    ``rate_limit`` is requests per second (None: unlimited); ``latency`` seconds are added before every answer;
+    ``app_id`` goes into TaskIds. Use as a context manager or call :meth:`start`/:meth:`stop`.
+    """
+
+    def __init__(self, secret_id: str = "AKIDlocalEMULATOR", secret_key: str = "local-emulator-secret-key",
+                 token: str | None = None, app_id: str = "1250000000", rate_limit: int | None = 100,
+                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.credentials = {secret_id: (secret_key, token)}
+        self.app_id = app_id
+        self.rate_limit = rate_limit
+        self.latency = latency
+        self.state = EmulatorState()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "MpsEmulator":
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mps-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "MpsEmulator":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # --- inspection ------------------------------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> list[Task]:
+        with self._lock:
+            return list(self.state.tasks)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self.state.requests)
+
+    def forget_sessions(self) -> None:
+        """Drop the SessionId memory (as if 3 days had passed)."""
+        with self._lock:
+            self.state.sessions.clear()
+
+    # --- protocol -------------------------------------------------------------------------------------------------
+
+    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one POST: ``(http status, JSON document)``. Errors come back as HTTP 200 with ``Error``."""
+        request_id = str(uuid.uuid4())
+        action = headers.get("x-tc-action", "")
+        record = RequestRecord(at=time.time(), action=action, verdict="accepted")
+        try:
+            self._verify(headers, body)
+            record.signed = True
+            self._admit()
+            params = _parse(body)
+            if action != "ProcessMedia":
+                raise ApiError("InvalidAction", f"action {action!r} is not supported by this emulator")
+            validate_process_media(params)
+            record.session_id = params.get("SessionId") or None
+            task = self._accept(params, request_id)
+            response: dict[str, Any] = {"TaskId": task.task_id, "RequestId": request_id}
+        except ApiError as exc:
+            record.verdict = exc.code
+            response = {"Error": {"Code": exc.code, "Message": exc.message}, "RequestId": request_id}
+        with self._lock:
+            self.state.requests.append(record)
+        if self.latency:
+            time.sleep(self.latency)
+        return 200, {"Response": response}
+
+    def _verify(self, headers: dict[str, str], body: bytes) -> None:
+        m = _AUTH.match(headers.get("authorization", ""))
+        if not m:
+            raise ApiError("AuthFailure.InvalidAuthorization", "Authorization header is not TC3-HMAC-SHA256")
+        secret_id, date, service, signed_headers, signature = m.groups()
+        if secret_id not in self.credentials:
+            raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found")
+        secret_key, token = self.credentials[secret_id]
+        if service != "mps" or headers.get("x-tc-version") != "2019-06-12":
+            raise ApiError("AuthFailure.InvalidAuthorization", "service must be mps, X-TC-Version 2019-06-12")
+        try:
+            ts = int(headers.get("x-tc-timestamp", ""))
+        except ValueError:
+            raise ApiError("AuthFailure.InvalidAuthorization", "X-TC-Timestamp missing or not an integer") from None
+        if abs(time.time() - ts) > 300:
+            raise ApiError("AuthFailure.SignatureExpire", "signature expired: timestamp off by more than 5 minutes")
+        if datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d") != date:
+            raise ApiError("AuthFailure.SignatureFailure", "credential date is not the UTC date of X-TC-Timestamp")
+        names = signed_headers.split(";")
+        if "content-type" not in names or "host" not in names:
+            raise ApiError("AuthFailure.SignatureFailure", "content-type and host must be signed")
+        # API 3.0 signature v3: canonical header names and values are lower-cased and trimmed.
+        canonical_headers = "".join(f"{n}:{headers.get(n, '').strip().lower()}\n" for n in names)
+        canonical = "\n".join(["POST", "/", "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest()])
+        scope = f"{date}/{service}/tc3_request"
+        to_sign = "\n".join(["TC3-HMAC-SHA256", str(ts), scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        key = ("TC3" + secret_key).encode()
+        for part in (date, service, "tc3_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise ApiError("AuthFailure.SignatureFailure", "the request signature does not match")
+        if token is not None and headers.get("x-tc-token") != token:
+            raise ApiError("AuthFailure.TokenFailure", "X-TC-Token is missing or wrong for temporary credentials")
+
+    def _admit(self) -> None:
+        if self.rate_limit is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            window = self.state.window
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= self.rate_limit:
+                raise ApiError("RequestLimitExceeded", f"request rate over {self.rate_limit}/s")
+            window.append(now)
+
+    def _accept(self, params: dict[str, Any], request_id: str) -> Task:
+        sid = params.get("SessionId") or None
+        now = time.time()
+        kind = "ScheduleTask" if params.get("ScheduleId") is not None else "WorkflowTask"
+        with self._lock:
+            if sid is not None:
+                seen = self.state.sessions.get(sid)
+                if seen is not None and now - seen < SESSION_TTL:
+                    raise ApiError("InvalidParameterValue.SessionId",
+                                   "Duplicate recognition code, request deduplicated")
+                self.state.sessions[sid] = now
+            task = Task(f"{self.app_id}-{kind}-{uuid.uuid4().hex}tt7", request_id, now, sid, params)
+            self.state.tasks.append(task)
+        return task
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    try:
+        params = json.loads(body)
+    except ValueError:
+        raise ApiError("InvalidParameter", "the request body is not JSON") from None
+    if not isinstance(params, dict):
+        raise ApiError("InvalidParameter", "the request body is not a JSON object")
+    return params
+
+
+# --- ProcessMedia body validation ------------------------------------------------------------------------------------
+
+_sdk_lock = threading.Lock()
+
+
+def unknown_fields(params: dict[str, Any]) -> list[str]:
+    """Paths of fields the official SDK's ``ProcessMediaRequest`` does not know (``MediaProcessTask.Xx``)."""
+    from tencentcloud.common.abstract_model import AbstractModel
+    from tencentcloud.mps.v20190612 import models
+
+    request = models.ProcessMediaRequest()
+    with _sdk_lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        request._deserialize(params)
+    found: list[str] = []
+
+    def walk(value: Any, model: Any, path: str) -> None:
+        if isinstance(value, dict) and isinstance(model, AbstractModel):
+            known = vars(model)
+            for k, v in value.items():
+                if "_" + k not in known:
+                    found.append(f"{path}{k}")
+                else:
+                    walk(v, known["_" + k], f"{path}{k}.")
+        elif isinstance(value, list) and isinstance(model, list):
+            for i, (v, m) in enumerate(zip(value, model)):
+                walk(v, m, f"{path[:-1]}[{i}].")
+
+    walk(params, request, "")
+    return found
+
+
+def _need(cond: bool, code: str, message: str) -> None:
+    if not cond:
+        raise ApiError(code, message)
+
+
+def _typed(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], path: str, required: bool = False) -> Any:
+    value = obj.get(name)
+    if value is None:
+        _need(not required, "MissingParameter", f"{path}{name} is required")
+        return None
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    _need(ok, "InvalidParameter", f"{path}{name} must be of type {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def validate_process_media(params: dict[str, Any]) -> None:
+    """Raise :class:`ApiError` (``UnknownParameter``, ``MissingParameter``, ``InvalidParameter``,
+    ``InvalidParameterValue.*``) where ``params`` break the ProcessMedia API's documented shape."""
+    unknown = unknown_fields(params)
+    _need(not unknown, "UnknownParameter", f"unknown parameter(s): {', '.join(unknown)}")
+    info = _typed(params, "InputInfo", dict, "", required=True)
+    kind = _typed(info, "Type", str, "InputInfo.", required=True)
+    _need(kind in ("COS", "URL", "AWS-S3", "VOD"), "InvalidParameterValue", f"InputInfo.Type {kind!r} is invalid")
+    if kind == "COS":
+        cos = _typed(info, "CosInputInfo", dict, "InputInfo.", required=True)
+        for f in ("Bucket", "Region", "Object"):
+            _typed(cos, f, str, "InputInfo.CosInputInfo.", required=True)
+        _need(cos["Object"].startswith("/"), "InvalidParameterValue", "InputInfo.CosInputInfo.Object must start with /")
+        _need(re.match(r"^[a-z0-9-]+-\d+$", cos["Bucket"]) is not None, "InvalidParameterValue",
+              "InputInfo.CosInputInfo.Bucket must be name-appid")
+    elif kind == "AWS-S3":
+        s3 = _typed(info, "S3InputInfo", dict, "InputInfo.", required=True)
+        for f in ("S3Bucket", "S3Region", "S3Object"):
+            _typed(s3, f, str, "InputInfo.S3InputInfo.", required=True)
+        for f in ("S3SecretId", "S3SecretKey"):
+            _typed(s3, f, str, "InputInfo.S3InputInfo.")
+    elif kind == "URL":
+        _typed(_typed(info, "UrlInputInfo", dict, "InputInfo.", required=True), "Url", str, "InputInfo.UrlInputInfo.",
+               required=True)
+        _need(isinstance(params.get("OutputStorage"), dict), "MissingParameter",
+              "OutputStorage is required when InputInfo.Type is URL")
+    out = _typed(params, "OutputStorage", dict, "")
+    if out is not None:
+        okind = _typed(out, "Type", str, "OutputStorage.", required=True)
+        _need(okind in ("COS", "AWS-S3", "VOD"), "InvalidParameterValue", f"OutputStorage.Type {okind!r} is invalid")
+        if okind == "COS":
+            cos_out = _typed(out, "CosOutputStorage", dict, "OutputStorage.") or {}
+            _typed(cos_out, "Bucket", str, "OutputStorage.CosOutputStorage.")
+            _typed(cos_out, "Region", str, "OutputStorage.CosOutputStorage.")
+        elif okind == "AWS-S3":
+            s3o = _typed(out, "S3OutputStorage", dict, "OutputStorage.", required=True)
+            _typed(s3o, "S3Bucket", str, "OutputStorage.S3OutputStorage.", required=True)
+            _typed(s3o, "S3Region", str, "OutputStorage.S3OutputStorage.", required=True)
+    out_dir = _typed(params, "OutputDir", str, "")
+    if out_dir is not None:
+        _need(out_dir.startswith("/") and out_dir.endswith("/"), "InvalidParameterValue",
+              "OutputDir must start and end with /")
+    schedule = _typed(params, "ScheduleId", int, "")
+    tasks = [name for name in TASK_FIELDS if _typed(params, name, dict, "") is not None]
+    _need(schedule is not None or bool(tasks), "MissingParameter",
+          "give ScheduleId or at least one task parameter (MediaProcessTask, AiAnalysisTask, ...)")
+    notify = _typed(params, "TaskNotifyConfig", dict, "")
+    if notify is not None:
+        ntype = _typed(notify, "NotifyType", str, "TaskNotifyConfig.") or "TDMQ-CMQ"
+        _need(ntype in ("CMQ", "TDMQ-CMQ", "URL", "SCF", "AWS-SQS"), "InvalidParameterValue",
+              f"TaskNotifyConfig.NotifyType {ntype!r} is invalid")
+        if ntype == "URL":
+            url = _typed(notify, "NotifyUrl", str, "TaskNotifyConfig.", required=True)
+            _need(url.startswith(("http://", "https://")), "InvalidParameterValue", "NotifyUrl must be http(s)")
+        if ntype == "AWS-SQS":
+            sqs = _typed(notify, "AwsSQS", dict, "TaskNotifyConfig.", required=True)
+            _typed(sqs, "SQSRegion", str, "TaskNotifyConfig.AwsSQS.", required=True)
+            _typed(sqs, "SQSQueueName", str, "TaskNotifyConfig.AwsSQS.", required=True)
+        mode = _typed(notify, "NotifyMode", str, "TaskNotifyConfig.")
+        _need(mode in (None, "Finish", "Change"), "InvalidParameterValue", f"NotifyMode {mode!r} is invalid")
+        _typed(notify, "NotifyKey", str, "TaskNotifyConfig.")
+    prio = _typed(params, "TasksPriority", int, "")
+    _need(prio is None or -10 <= prio <= 10, "InvalidParameterValue", "TasksPriority must be in [-10, 10]")
+    ttype = _typed(params, "TaskType", str, "")
+    _need(ttype in (None, "Online", "Offline"), "InvalidParameterValue", f"TaskType {ttype!r} is invalid")
+    sid = _typed(params, "SessionId", str, "")
+    _need(sid is None or len(sid) <= 50, "InvalidParameterValue.SessionIdTooLong", "SessionId is too long")
+    ctx = _typed(params, "SessionContext", str, "")
+    _need(ctx is None or len(ctx) <= 1000, "InvalidParameterValue.SessionContextTooLong", "SessionContext is too long")
+
+
+# --- HTTP plumbing ---------------------------------------------------------------------------------------------------
+
+def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "mps-emulator"
+
+        def do_POST(self) -> None:  # noqa: N802 (http.server API)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, doc = emulator.handle(headers, body)
+            self._send(status, doc)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/_emulator/tasks":
+                self._send(200, [{"TaskId": t.task_id, "SessionId": t.session_id, "ReceivedAt": t.received_at,
+                                  "Request": _redacted(t.body)} for t in emulator.tasks])
+            elif self.path == "/_emulator/requests":
+                self._send(200, [vars(r) for r in emulator.requests])
+            else:
+                self._send(404, {"error": "not found"})
+
+        def _send(self, status: int, doc: Any) -> None:
+            data = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:  # keep test and demo output clean
+            pass
+
+    return Handler
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("***" if any(s in k for s in ("Secret", "Token", "NotifyKey")) else _redacted(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value

@@ -1,0 +1,197 @@
+"""Event-source runners (dev-only): what Lambda's SQS event source mapping and SCF's COS trigger do.
+
+:class:`SqsEventSourceMapping` (Lambda "Using Lambda with Amazon SQS", ``ReportBatchItemFailures``): receive up to
+``batch_size`` messages, invoke the handler with the Lambda SQS event shape, delete what succeeded, leave failures
+for redelivery after the visibility timeout (the queue's RedrivePolicy moves them to the DLQ after
+``maxReceiveCount`` receives). A function error, an invalid ``itemIdentifier`` or a malformed response fails the
+whole batch, as on Lambda.
+
+:class:`CosTrigger` (SCF COS trigger 583/9707, async retries 583/39851): for an object put into a COS bucket,
+build the COS event (key ``/{appid}/{bucket}/{path}``, short region code) and invoke the handler, retrying twice
+on error.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import quote
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+COS_SHORT_REGION = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
+                    "ap-chongqing": "cq", "ap-hongkong": "hk", "ap-singapore": "sgp"}
+
+
+class LambdaContext:
+    """The parts of the Lambda context object the handlers read."""
+
+    def __init__(self, function_name: str, timeout: float) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = 256
+        self._deadline = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class MappingStats:
+    invocations: int = 0
+    received: int = 0
+    deleted: int = 0
+    reported_failures: int = 0
+    function_errors: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class SqsEventSourceMapping:
+    """Polls ``queue_url`` and feeds ``handler`` like Lambda does. ``timeout`` is the function timeout (s)."""
+
+    def __init__(self, sqs: Any, queue_url: str, handler: Handler, batch_size: int = 10, timeout: float = 60.0,
+                 function_name: str = "SubmitFunction", region: str = "us-east-1") -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.handler = handler
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.function_name = function_name
+        self.region = region
+        account, name = queue_url.rstrip("/").split("/")[-2:]
+        self.queue_arn = f"arn:aws:sqs:{region}:{account}:{name}"
+        self.stats = MappingStats()
+        self.bodies: list[str] = []  # every message body handed to the function, for redelivery drills
+
+    def poll_once(self, wait: int = 0) -> int:
+        """One receive + invoke + delete cycle; returns the number of messages received."""
+        resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
+                                        WaitTimeSeconds=wait, AttributeNames=["All"], MessageAttributeNames=["All"])
+        messages = resp.get("Messages", [])
+        if not messages:
+            return 0
+        self.stats.received += len(messages)
+        self.bodies.extend(m["Body"] for m in messages)
+        event = {"Records": [self._record(m) for m in messages]}
+        failed = self._invoke(event)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for i in range(0, len(done), 10):
+            chunk = done[i:i + 10]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(j), "ReceiptHandle": m["ReceiptHandle"]} for j, m in enumerate(chunk)])
+        self.stats.deleted += len(done)
+        return len(messages)
+
+    def drain(self, idle_rounds: int = 3, max_seconds: float = 120.0) -> MappingStats:
+        """Poll until the queue has nothing visible or in flight for ``idle_rounds`` polls (or time runs out)."""
+        end = time.monotonic() + max_seconds
+        idle = 0
+        while time.monotonic() < end and idle < idle_rounds:
+            if self.poll_once(wait=0):
+                idle = 0
+                continue
+            attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            pending = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            idle = idle + 1 if pending == 0 else 0
+            time.sleep(0.2)
+        return self.stats
+
+    def redeliver(self, bodies: list[str]) -> None:
+        """Put ``bodies`` on the queue again: what an at-least-once source does when it delivers twice."""
+        for i in range(0, len(bodies), 10):
+            self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i:i + 10])])
+
+    def _record(self, m: dict[str, Any]) -> dict[str, Any]:
+        return {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m.get("Attributes", {}), "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
+                "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": self.region}
+
+    def _invoke(self, event: dict[str, Any]) -> set[str]:
+        """Invoke; return the messageIds to leave on the queue (all of them on a function error)."""
+        all_ids = {r["messageId"] for r in event["Records"]}
+        self.stats.invocations += 1
+        try:
+            result = self.handler(event, LambdaContext(self.function_name, self.timeout))
+        except Exception as exc:
+            self.stats.function_errors += 1
+            self.stats.errors.append(f"{type(exc).__name__}: {exc}")
+            return all_ids
+        if result is None or result == {} or result.get("batchItemFailures") in (None, []):
+            return set()
+        ids = [f.get("itemIdentifier") for f in result["batchItemFailures"]]
+        if any(not i or i not in all_ids for i in ids):  # Lambda fails the whole batch on an invalid identifier
+            self.stats.function_errors += 1
+            self.stats.errors.append(f"invalid batchItemFailures {ids}")
+            return all_ids
+        self.stats.reported_failures += len(ids)
+        return set(ids)
+
+
+@dataclass
+class CosInvocation:
+    key: str
+    attempts: int
+    result: Any = None
+    error: str | None = None
+
+
+class CosTrigger:
+    """Puts objects into a COS bucket with the real COS SDK and invokes ``handler`` as SCF's COS trigger would."""
+
+    def __init__(self, cos: Any, bucket: str, region: str, handler: Handler, retries: int = 2,
+                 function_name: str = "mps-submit") -> None:
+        self.cos = cos
+        self.bucket = bucket
+        self.name, _, self.appid = bucket.rpartition("-")
+        self.region = region
+        self.handler = handler
+        self.retries = retries
+        self.function_name = function_name
+        self.invocations: list[CosInvocation] = []
+
+    def put(self, key: str, body: bytes) -> dict[str, Any]:
+        """Upload ``body`` under ``key`` and deliver the trigger event; returns the event that was delivered."""
+        self.cos.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return self.deliver(key)
+
+    def deliver(self, key: str) -> dict[str, Any]:
+        """(Re)deliver the COS event of ``key`` as it now is in the bucket (a redelivery is the same event)."""
+        head = self.cos.head_object(Bucket=self.bucket, Key=key)
+        event = self.event(key, int(head.get("Content-Length") or 0), head.get("ETag", ""),
+                           head.get("x-cos-request-id") or head.get("x-amz-request-id") or uuid.uuid4().hex)
+        self.invoke(event, key)
+        return event
+
+    def event(self, key: str, size: int, etag: str, request_id: str) -> dict[str, Any]:
+        host = f"{self.bucket}.cos.{self.region}.myqcloud.com"
+        return {"Records": [{
+            "cos": {"cosBucket": {"appid": self.appid, "name": self.name,
+                                  "region": COS_SHORT_REGION.get(self.region, self.region)},
+                    "cosNotificationId": "unkown", "cosSchemaVersion": "1.0",
+                    "cosObject": {"key": f"/{self.appid}/{self.name}/{key}", "size": str(size), "vid": "",
+                                  "url": f"http://{host}/{quote(key)}",
+                                  "meta": {"Content-Type": "video/mp4", "ETag": etag, "x-cos-request-id": request_id}}},
+            "event": {"eventName": "cos:ObjectCreated:Put", "eventSource": "qcs::cos", "eventVersion": "1.0",
+                      "eventTime": int(time.time()), "reqid": 566750263, "reservedInfo": "",
+                      "eventQueue": f"qcs:0:lambda:{COS_SHORT_REGION.get(self.region, self.region)}:appid/"
+                                    f"{self.appid}:{self.function_name}.{self.function_name}.$LATEST",
+                      "requestParameters": {"requestHeaders": {"Authorization": ""}, "requestSourceIP": "127.0.0.1"}}}]}
+
+    def invoke(self, event: dict[str, Any], key: str) -> CosInvocation:
+        inv = CosInvocation(key, 0)
+        for attempt in range(1 + self.retries):
+            inv.attempts = attempt + 1
+            context = {"request_id": str(uuid.uuid4()), "function_name": self.function_name,
+                       "memory_limit_in_mb": 256, "time_limit_in_ms": 60000}
+            try:
+                inv.result, inv.error = self.handler(event, context), None
+                break
+            except Exception as exc:
+                inv.error = f"{type(exc).__name__}: {exc}"
+        self.invocations.append(inv)
+        return inv
