@@ -84,6 +84,11 @@ class EmulatorState:
     requests: list[RequestRecord] = field(default_factory=list)
     sessions: dict[str, float] = field(default_factory=dict)
     window: deque = field(default_factory=deque)
+    faults: deque = field(default_factory=deque)
+
+
+class DropConnection(Exception):
+    """Close the connection without answering (an injected fault)."""
 
 
 class MpsEmulator:
@@ -140,6 +145,15 @@ class MpsEmulator:
         with self._lock:
             return list(self.state.requests)
 
+    def inject(self, fault: str, times: int = 1) -> None:
+        """Answer the next ``times`` requests with ``fault`` instead of processing them.
+
+        ``fault`` is an API error code (``RequestLimitExceeded``, ``InternalError``, ``AuthFailure.SecretIdNotFound``),
+        ``HTTP503`` (any status), ``drop`` (close the connection unanswered) or ``sleep:SECONDS`` (answer late).
+        """
+        with self._lock:
+            self.state.faults.extend([fault] * times)
+
     def forget_sessions(self) -> None:
         """Drop the SessionId memory (as if 3 days had passed)."""
         with self._lock:
@@ -152,6 +166,20 @@ class MpsEmulator:
         request_id = str(uuid.uuid4())
         action = headers.get("x-tc-action", "")
         record = RequestRecord(at=time.time(), action=action, verdict="accepted")
+        with self._lock:
+            fault = self.state.faults.popleft() if self.state.faults else None
+        if fault is not None:
+            with self._lock:
+                self.state.requests.append(RequestRecord(record.at, action, f"injected:{fault}"))
+            if fault == "drop":
+                raise DropConnection()
+            if fault.startswith("HTTP"):
+                return int(fault[4:]), {"message": "injected server error"}
+            if fault.startswith("sleep:"):
+                time.sleep(float(fault[6:]))
+            else:
+                return 200, {"Response": {"Error": {"Code": fault, "Message": "injected fault"},
+                                          "RequestId": request_id}}
         try:
             self._verify(headers, body)
             record.signed = True
@@ -374,7 +402,12 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, doc = emulator.handle(headers, body)
+            try:
+                status, doc = emulator.handle(headers, body)
+            except DropConnection:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             self._send(status, doc)
 
         def do_GET(self) -> None:  # noqa: N802
