@@ -51,6 +51,7 @@ def mps(stack: LocalStack) -> Any:
         emu.state.sessions.clear()
         emu.state.faults.clear()
         emu.state.window.clear()
+        emu.state.max_inflight = 0
     emu.rate_limit = None
     emu.latency = 0.0
     yield emu

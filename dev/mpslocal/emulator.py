@@ -85,6 +85,8 @@ class EmulatorState:
     sessions: dict[str, float] = field(default_factory=dict)
     window: deque = field(default_factory=deque)
     faults: deque = field(default_factory=deque)
+    inflight: int = 0
+    max_inflight: int = 0
 
 
 class DropConnection(Exception):
@@ -149,7 +151,8 @@ class MpsEmulator:
         """Answer the next ``times`` requests with ``fault`` instead of processing them.
 
         ``fault`` is an API error code (``RequestLimitExceeded``, ``InternalError``, ``AuthFailure.SecretIdNotFound``),
-        ``HTTP503`` (any status), ``drop`` (close the connection unanswered) or ``sleep:SECONDS`` (answer late).
+        ``HTTP503`` (any status), ``drop`` (close the connection unanswered) or ``sleep:SECONDS`` (process the request,
+        then answer SECONDS late: a client that times out has in fact been accepted).
         """
         with self._lock:
             self.state.faults.extend([fault] * times)
@@ -163,11 +166,24 @@ class MpsEmulator:
 
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one POST: ``(http status, JSON document)``. Errors come back as HTTP 200 with ``Error``."""
+        with self._lock:
+            self.state.inflight += 1
+            self.state.max_inflight = max(self.state.max_inflight, self.state.inflight)
+        try:
+            return self._handle(headers, body)
+        finally:
+            with self._lock:
+                self.state.inflight -= 1
+
+    def _handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         request_id = str(uuid.uuid4())
         action = headers.get("x-tc-action", "")
         record = RequestRecord(at=time.time(), action=action, verdict="accepted")
         with self._lock:
             fault = self.state.faults.popleft() if self.state.faults else None
+        late = 0.0
+        if fault is not None and fault.startswith("sleep:"):
+            late, fault = float(fault[6:]), None
         if fault is not None:
             with self._lock:
                 self.state.requests.append(RequestRecord(record.at, action, f"injected:{fault}"))
@@ -175,11 +191,7 @@ class MpsEmulator:
                 raise DropConnection()
             if fault.startswith("HTTP"):
                 return int(fault[4:]), {"message": "injected server error"}
-            if fault.startswith("sleep:"):
-                time.sleep(float(fault[6:]))
-            else:
-                return 200, {"Response": {"Error": {"Code": fault, "Message": "injected fault"},
-                                          "RequestId": request_id}}
+            return 200, {"Response": {"Error": {"Code": fault, "Message": "injected fault"}, "RequestId": request_id}}
         try:
             self._verify(headers, body)
             record.signed = True
@@ -196,8 +208,8 @@ class MpsEmulator:
             response = {"Error": {"Code": exc.code, "Message": exc.message}, "RequestId": request_id}
         with self._lock:
             self.state.requests.append(record)
-        if self.latency:
-            time.sleep(self.latency)
+        if self.latency or late:
+            time.sleep(self.latency + late)
         return 200, {"Response": response}
 
     def _verify(self, headers: dict[str, str], body: bytes) -> None:

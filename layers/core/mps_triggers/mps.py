@@ -123,7 +123,7 @@ def map_error(code: str, message: str, request_id: str | None = None, http_statu
         return MpsDuplicateSessionError(code, message, request_id, http_status)
     for table in (_TRANSIENT_PREFIXES, _PERMANENT_PREFIXES):
         for prefix, cls in table:
-            if code == prefix or code.startswith(prefix + "."):
+            if code.startswith(prefix):  # "InvalidParameter" covers InvalidParameterValue.*, as the API's families do
                 return cls(code, message, request_id, http_status)
     return MpsPermanentError(code, message, request_id, http_status)
 

@@ -162,13 +162,13 @@ class SubmitJob:
             call = self.client.process_media(request, deadline)
         except MpsDuplicateSessionError as exc:
             result.outcome, result.reason = "duplicate", "already submitted (MPS InvalidParameterValue.SessionId)"
-            log("info", "duplicate", session_id=decision.session_id, route=route.name, request_id=exc.request_id,
+            log("info", "duplicate", session_id=decision.session_id, route=route.name, mps_request_id=exc.request_id,
                 **where)
             return result
         except MpsError as exc:
             result.error = exc
             log("error", "submit failed", session_id=decision.session_id, route=route.name, code=exc.code,
-                error=exc.message, request_id=exc.request_id, family=type(exc).__name__, **where)
+                error=exc.message, mps_request_id=exc.request_id, family=type(exc).__name__, **where)
             return result
         except Exception as exc:  # SecretError, ConfigError: this object fails, its batch goes on
             result.error = exc
@@ -179,7 +179,7 @@ class SubmitJob:
         result.attempts, result.retried = call.attempts, call.retried
         log("info", "submitted", session_id=decision.session_id, task_id=result.task_id, route=route.name,
             target=result.target, attempts=call.attempts, retried=list(call.retried) or None,
-            request_id=call.response.get("RequestId"), **where)
+            mps_request_id=call.response.get("RequestId"), **where)
         return result
 
 
