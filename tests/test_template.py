@@ -1,0 +1,206 @@
+"""template.yaml: cfn-lint offline, the SAM transform offline with a dependency-cycle check on its output, and the
+deployment invariants users rely on (partial batch responses, DLQ, visibility timeout, least privilege)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+
+
+def sam_template() -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    tpl, problems = decode(str(TEMPLATE))
+    assert not problems, problems
+    return json.loads(json.dumps(tpl, default=str))
+
+
+@pytest.fixture(scope="module")
+def cfn() -> dict[str, Any]:
+    return transformed(sam_template())
+
+
+def transformed(tpl: dict[str, Any]) -> dict[str, Any]:
+    """The CloudFormation the SAM transform produces (offline: code locations stubbed, no AWS calls)."""
+    import os
+
+    from samtranslator.translator.transform import transform
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    for res in tpl["Resources"].values():
+        for key in ("CodeUri", "ContentUri"):
+            if key in res.get("Properties", {}):
+                res["Properties"][key] = "s3://artifacts/code.zip"
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    return transform(tpl, {}, NoManagedPolicies())
+
+
+def test_cfn_lint_passes_offline():
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    out = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _refs(value: Any, names: set[str]) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str) and v in names:
+                found.add(v)
+            elif k == "Fn::GetAtt":
+                target = v[0] if isinstance(v, list) else str(v).split(".")[0]
+                if target in names:
+                    found.add(target)
+            elif k == "Fn::Sub":
+                text = v if isinstance(v, str) else v[0]
+                found |= {n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text)} & names
+                if isinstance(v, list):
+                    found |= _refs(v[1], names)
+            else:
+                found |= _refs(v, names)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _refs(v, names)
+    return found
+
+
+def test_no_circular_dependency_after_transform(cfn):
+    assert find_cycle(cfn) is None
+
+
+def test_cycle_check_catches_the_classic_s3_to_lambda_cycle():
+    """SAM#1109: a function with a direct S3 event whose policy names the bucket by !Ref is a cycle."""
+    tpl = {"Transform": "AWS::Serverless-2016-10-31", "Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "Fn": {"Type": "AWS::Serverless::Function", "Properties": {
+            "CodeUri": "x", "Handler": "app.handler", "Runtime": "python3.12",
+            "Policies": [{"S3ReadPolicy": {"BucketName": {"Ref": "Bucket"}}}],
+            "Events": {"Up": {"Type": "S3", "Properties": {"Bucket": {"Ref": "Bucket"}, "Events": "s3:ObjectCreated:*"}}}}}}}
+    cycle = find_cycle(transformed(tpl))
+    assert cycle is not None and "Bucket" in cycle
+
+
+def find_cycle(cfn: dict[str, Any]) -> str | None:
+    """A dependency cycle among the resources (Ref, GetAtt, Sub, DependsOn), as 'A -> B -> A', or None."""
+    resources = cfn["Resources"]
+    names = set(resources)
+    graph = {}
+    for name, res in resources.items():
+        deps = _refs(res.get("Properties", {}), names)
+        depends = res.get("DependsOn", [])
+        deps |= set([depends] if isinstance(depends, str) else depends)
+        graph[name] = deps
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in graph[node]:
+            if state.get(dep) == 1:
+                raise _Cycle(" -> ".join(path + [node, dep]))
+            if dep not in state:
+                visit(dep, path + [node])
+        state[node] = 2
+
+    try:
+        for n in graph:
+            if n not in state:
+                visit(n, [])
+    except _Cycle as cycle:
+        return str(cycle)
+    return None
+
+
+class _Cycle(Exception):
+    pass
+
+
+def _sqs_mappings(cfn):
+    res = cfn["Resources"]
+    for name, r in res.items():
+        if r["Type"] == "AWS::Lambda::EventSourceMapping":
+            queue = r["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+            if res[queue]["Type"] == "AWS::SQS::Queue":
+                yield name, r["Properties"], queue
+
+
+def test_every_sqs_fed_function_reports_partial_failures_with_dlq_and_visibility(cfn):
+    res = cfn["Resources"]
+    mappings = list(_sqs_mappings(cfn))
+    assert mappings, "no SQS event source mapping"
+    for name, props, queue in mappings:
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+        assert "MaximumConcurrency" in props.get("ScalingConfig", {}), name
+        assert props["BatchSize"] <= 10
+        fn = res[props["FunctionName"]["Ref"]]["Properties"]
+        q = res[queue]["Properties"]
+        assert q["VisibilityTimeout"] >= 6 * fn["Timeout"], f"{queue}: visibility < 6 x {fn['Timeout']}"
+        redrive = q["RedrivePolicy"]
+        assert int(redrive["maxReceiveCount"]) >= 5
+        dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert res[dlq]["Type"] == "AWS::SQS::Queue"
+        assert res[dlq]["Properties"]["MessageRetentionPeriod"] >= q.get("MessageRetentionPeriod", 345600)
+
+
+def test_functions_run_python312_arm64_with_the_core_layer(cfn):
+    fns = {n: r["Properties"] for n, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    assert "SubmitFunction" in fns
+    for name, p in fns.items():
+        assert p["Runtime"] == "python3.12" and p["Architectures"] == ["arm64"], name
+        assert any("CoreLayer" in json.dumps(layer) for layer in p["Layers"]), name
+    sam = sam_template()["Resources"]
+    assert sam["CoreLayer"]["Metadata"] == {"BuildMethod": "python3.12", "BuildArchitecture": "arm64"}
+    assert sam["SubmitFunction"]["Properties"]["Handler"] == "app.handler"
+    assert (ROOT / "functions" / "submit" / "app.py").exists()
+
+
+def test_least_privilege_policies(cfn):
+    for name, r in cfn["Resources"].items():
+        if r["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in r["Properties"].get("Policies", []):
+            for st in policy["PolicyDocument"]["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                assert not any(a == "*" or a.endswith(":*") for a in actions), (name, actions)
+                resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+                assert "*" not in resources, (name, st)
+
+
+def test_bucket_notifies_the_upload_queue_which_only_accepts_this_bucket(cfn):
+    res = cfn["Resources"]
+    bucket = res["InputBucket"]
+    [cfg] = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert cfg["Event"] == "s3:ObjectCreated:*" and cfg["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert bucket["DependsOn"] == "UploadQueuePolicy"
+    [st] = res["UploadQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert st["Principal"] == {"Service": "s3.amazonaws.com"} and st["Action"] == "sqs:SendMessage"
+    assert st["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucketName}"}
+    assert st["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_function_environment_uses_documented_variables():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    env = sam_template()["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    for name in env:
+        assert f"`{name}`" in readme, f"{name} is not documented in the README"
+
+
+def test_layer_requirements_are_pinned_and_runtime_only():
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "layers/core/requirements.txt").read_text().splitlines()]
+    reqs = [ln for ln in lines if ln]
+    assert reqs and all(re.match(r"^[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*$", r) for r in reqs), reqs
+    names = {r.split("==")[0].lower() for r in reqs}
+    assert not names & {"boto3", "botocore", "moto", "cfn-lint", "aws-sam-translator", "pytest", "hypothesis",
+                        "tencentcloud-sdk-python-mps", "tencentcloud-sdk-python-common", "imageio-ffmpeg"}
+    assert not any(p.name == "mpslocal" for p in (ROOT / "layers").rglob("*"))
