@@ -111,9 +111,9 @@ def test_output_dir_at_bucket_root_of_routed_bucket_is_refused_naming_both():
     assert e.variable == "MPS_ROUTES[v].output_dir/MPS_ROUTES[v]"
 
 
-def test_output_dir_root_of_another_bucket_is_fine():
-    s = load_settings(env(MPS_ROUTES=[{"name": "v", "bucket": "in", "schedule_id": 1}], MPS_OUTPUT_BUCKET="out",
-                          MPS_OUTPUT_DIR="/"))
+@pytest.mark.parametrize("route", [{"name": "v", "bucket": "in", "schedule_id": 1}, {"name": "v", "schedule_id": 1}])
+def test_output_dir_root_of_another_bucket_is_fine_and_guards_that_whole_bucket(route):
+    s = load_settings(env(MPS_ROUTES=[route], MPS_OUTPUT_BUCKET="out", MPS_OUTPUT_DIR="/"))
     [g] = s.guarded_locations()
     assert (g.bucket, g.prefix) == ("out", "")
 

@@ -308,12 +308,14 @@ def _check(s: Settings) -> None:
         out_dir = s.output_dir_for(r)
         dir_setting = f"MPS_ROUTES[{r.name}].output_dir" if r.output_dir else "MPS_OUTPUT_DIR"
         out_bucket = s.output_bucket_for(r)
-        same_bucket = out_bucket is None or r.bucket is None or out_bucket == r.bucket
-        if same_bucket and out_dir == "/":
+        # Outputs at the root of the very bucket the route reads would all be skipped: refuse. A separate output
+        # bucket at its root is fine, the guard keeps that whole bucket out.
+        if out_dir == "/" and (out_bucket is None or out_bucket == r.bucket):
             raise ConfigError(f"{dir_setting}/{rname}",
                               f"output dir '/' is the root of a routed bucket "
                               f"({out_bucket or r.bucket or 'any input bucket'}): every output would be submitted "
                               f"again; give outputs their own dir, e.g. {DEFAULT_OUTPUT_DIR}")
+        same_bucket = out_bucket is None or r.bucket is None or out_bucket == r.bucket
         if same_bucket and ("/" + r.prefix).startswith(out_dir) and r.prefix:
             raise ConfigError(f"{dir_setting}/{rname}",
                               f"route prefix {r.prefix!r} lies inside output dir {out_dir!r} on the same bucket")

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -234,6 +235,7 @@ class MpsClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._credentials = credentials
+        self._credentials_lock = threading.Lock()
         self._http = httpx.Client(
             timeout=timeout, transport=transport,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -241,9 +243,11 @@ class MpsClient:
         )
 
     def credentials(self) -> Credentials:
-        if callable(self._credentials):
-            self._credentials = self._credentials()
-        return self._credentials  # type: ignore[return-value]
+        """The credentials, resolving a provider once (thread-safe: the batch's worker threads share the client)."""
+        with self._credentials_lock:
+            if callable(self._credentials):
+                self._credentials = self._credentials()
+            return self._credentials  # type: ignore[return-value]
 
     def close(self) -> None:
         self._http.close()

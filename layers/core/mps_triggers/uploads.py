@@ -221,12 +221,10 @@ def _s3_record(raw: Any, rid: str, path: str = "") -> list[UploadedObject | str]
 def _eventbridge(doc: dict, rid: str, path: str = "") -> list[UploadedObject | str]:
     p = f"{path}." if path else ""
     detail_type = doc.get("detail-type")
-    if detail_type == "Object Created":
-        pass
-    elif isinstance(detail_type, str):
-        return [f"not an object-created event: {detail_type}"]
-    else:
+    if not isinstance(detail_type, str):
         raise EventError(rid, f"{p}detail-type", "missing or not a string")
+    if detail_type != "Object Created":
+        return [f"not an object-created event: {detail_type}"]
     if doc.get("source") != "aws.s3":
         raise EventError(rid, f"{p}source", f"expected aws.s3, got {doc.get('source')!r}")
     detail = _obj(doc, "detail", rid, p)
