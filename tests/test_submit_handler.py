@@ -141,3 +141,28 @@ def test_log_lines_correlate_key_session_and_task(handler_env, mps, capsys):
     submitted = [x for x in lines if x["msg"] == "submitted"]
     assert {x["task_id"] for x in submitted} == {t.task_id for t in mps.tasks}
     assert all(x["request_id"] == "req-1" and x["session_id"].startswith("mt1-") and x["key"] for x in submitted)
+
+
+def test_credentials_from_secrets_manager(handler_env, mps, stack, monkeypatch, capsys):
+    """On Lambda both keys can come from Secrets Manager (here moto's, found through AWS_ENDPOINT_URL)."""
+    sm = stack.boto3("secretsmanager")
+    sid, (key, _) = next(iter(mps.credentials.items()))
+    api = sm.create_secret(Name=f"mps-api-{mps.url[-5:]}", SecretString=json.dumps({"SecretId": sid, "SecretKey": key}))
+    s3 = sm.create_secret(Name=f"mps-s3-{mps.url[-5:]}",
+                          SecretString=json.dumps({"S3SecretId": "AKIAFROMSECRET", "S3SecretKey": "from-secret-key"}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.moto.url)
+    app = handler_env(MPS_SECRET_ID=None, MPS_SECRET_KEY=None, MPS_S3_SECRET_ID=None, MPS_S3_SECRET_KEY=None,
+                      MPS_CREDENTIALS_SECRET_ARN=api["ARN"], MPS_S3_CREDENTIALS_SECRET_ARN=s3["ARN"])
+    assert app.handler(load_event("sqs_s3_put.json"), None) == {"batchItemFailures": []}
+    info = mps.tasks[0].body["InputInfo"]["S3InputInfo"]
+    assert (info["S3SecretId"], info["S3SecretKey"]) == ("AKIAFROMSECRET", "from-secret-key")
+    assert "from-secret-key" not in capsys.readouterr().out
+
+
+def test_unreadable_secret_fails_the_records_not_the_container(handler_env, mps, stack, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.moto.url)
+    app = handler_env(MPS_SECRET_ID=None, MPS_SECRET_KEY=None,
+                      MPS_CREDENTIALS_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
+    result = app.handler(load_event("sqs_s3_put.json"), None)
+    assert len(result["batchItemFailures"]) == 2 and mps.tasks == []
+    assert "SecretError" in capsys.readouterr().out
