@@ -34,7 +34,40 @@ TASK_FIELDS = frozenset({
 })
 DEFAULT_ENDPOINT = "mps.tencentcloudapi.com"
 DEFAULT_OUTPUT_DIR = "/mps-output/"
-_ARCHIVE_URI = re.compile(r"^(s3|cos)://([^/]+)(?:/(.*))?$")
+_ARCHIVE_URI = re.compile(r"^(s3|cos)://([^/?#]+)(?:/([^?#]*))?$")
+_COS_DOMAIN = re.compile(r"^([a-z0-9-]+-\d+)\.cos\.([a-z0-9-]+)\.myqcloud\.com$")
+
+
+@dataclass(frozen=True)
+class ArchiveLocation:
+    """Where callbacks are archived: ``storage`` (s3|cos), ``bucket``, key ``prefix`` ('' or ending in '/'), and
+    ``region`` when the URI names it (COS domain form ``cos://b-1250000000.cos.ap-guangzhou.myqcloud.com/p``)."""
+
+    storage: Literal["s3", "cos"]
+    bucket: str
+    prefix: str
+    region: str | None = None
+
+
+def parse_archive_uri(uri: str) -> ArchiveLocation:
+    """``s3://bucket/prefix``, ``cos://bucket-appid/prefix`` or the COS domain form → :class:`ArchiveLocation`.
+
+    Raises ValueError for anything else (a COS bucket must be ``name-appid``).
+    """
+    m = _ARCHIVE_URI.match(uri.strip())
+    if not m:
+        raise ValueError("must be s3://bucket/prefix or cos://bucket-appid/prefix")
+    storage, host, path = m.group(1), m.group(2), (m.group(3) or "").strip("/")
+    region = None
+    if storage == "cos":
+        dm = _COS_DOMAIN.match(host)
+        if dm:
+            host, region = dm.group(1), dm.group(2)
+        if not re.match(r"^[a-z0-9-]+-\d+$", host):
+            raise ValueError(f"COS bucket {host!r} must be name-appid, e.g. media-1250000000")
+    elif not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", host):
+        raise ValueError(f"{host!r} is not an S3 bucket name")
+    return ArchiveLocation(storage, host, f"{path}/" if path else "", region)  # type: ignore[arg-type]
 
 
 class Route(BaseModel):
@@ -179,8 +212,8 @@ class Settings(BaseModel):
     @field_validator("archive_uri")
     @classmethod
     def _archive(cls, v: str | None) -> str | None:
-        if v is not None and not _ARCHIVE_URI.match(v):
-            raise ValueError("must be s3://bucket/prefix or cos://bucket-appid/prefix")
+        if v is not None:
+            parse_archive_uri(v)
         return v
 
     @field_validator("mps_routes")
@@ -209,14 +242,8 @@ class Settings(BaseModel):
         return route.output_bucket or self.mps_output_bucket
 
     @property
-    def archive_location(self) -> tuple[str, str, str] | None:
-        """``(storage, bucket, key prefix)`` of ARCHIVE_URI, prefix normalised to end with '/' (or '')."""
-        if not self.archive_uri:
-            return None
-        m = _ARCHIVE_URI.match(self.archive_uri)
-        assert m is not None  # validated
-        prefix = (m.group(3) or "").strip("/")
-        return m.group(1), m.group(2), f"{prefix}/" if prefix else ""
+    def archive_location(self) -> ArchiveLocation | None:
+        return parse_archive_uri(self.archive_uri) if self.archive_uri else None
 
     def guarded_locations(self) -> tuple[GuardedLocation, ...]:
         """Every place the runtime recursion guard keeps out: each route's output dir, and the archive."""
@@ -226,28 +253,32 @@ class Settings(BaseModel):
             bucket = self.output_bucket_for(r) or r.bucket  # None: the input's own bucket, i.e. any routed bucket
             out.append(GuardedLocation(bucket, self.output_dir_for(r).lstrip("/"), setting))
         if self.archive_location:
-            _, bucket, prefix = self.archive_location
-            out.append(GuardedLocation(bucket, prefix, "ARCHIVE_URI"))
+            out.append(GuardedLocation(self.archive_location.bucket, self.archive_location.prefix, "ARCHIVE_URI"))
         return tuple(dict.fromkeys(out))
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the environment (``os.environ`` by default). Raises :class:`ConfigError`.
-
-    SCF's role credentials ``TENCENTCLOUD_SECRETID``/``TENCENTCLOUD_SECRETKEY``/``TENCENTCLOUD_SESSIONTOKEN``
-    are the fallback for ``MPS_SECRET_ID``/``MPS_SECRET_KEY``/``MPS_SESSION_TOKEN``.
-    """
-    env = os.environ if environ is None else environ
+def _read_env(model: type[BaseModel], env: Mapping[str, str]) -> dict[str, Any]:
+    """Non-empty variables named like ``model``'s fields, with SCF's role credentials as the key fallback."""
     values: dict[str, Any] = {}
-    for name in Settings.model_fields:
+    for name in model.model_fields:
         raw = env.get(name.upper())
         if raw is not None and raw.strip() != "":
             values[name] = raw.strip()
-    if "mps_secret_id" not in values and "mps_secret_key" not in values:
+    if "mps_secret_id" in model.model_fields and "mps_secret_id" not in values and "mps_secret_key" not in values:
         for field, fallback in (("mps_secret_id", "TENCENTCLOUD_SECRETID"), ("mps_secret_key", "TENCENTCLOUD_SECRETKEY"),
                                 ("mps_session_token", "TENCENTCLOUD_SESSIONTOKEN")):
             if env.get(fallback, "").strip():
                 values.setdefault(field, env[fallback].strip())
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the submit job's environment (``os.environ`` by default). Raises :class:`ConfigError`.
+
+    SCF's role credentials ``TENCENTCLOUD_SECRETID``/``TENCENTCLOUD_SECRETKEY``/``TENCENTCLOUD_SESSIONTOKEN``
+    are the fallback for ``MPS_SECRET_ID``/``MPS_SECRET_KEY``/``MPS_SESSION_TOKEN``.
+    """
+    values = _read_env(Settings, os.environ if environ is None else environ)
     if "mps_routes" in values:
         try:
             values["mps_routes"] = json.loads(values["mps_routes"])
@@ -320,7 +351,7 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{dir_setting}/{rname}",
                               f"route prefix {r.prefix!r} lies inside output dir {out_dir!r} on the same bucket")
         _check_task_paths(r, out_dir, rname, dir_setting)
-        if archive and r.bucket == archive[1] and r.prefix.startswith(archive[2]):
+        if archive and r.bucket == archive.bucket and r.prefix.startswith(archive.prefix):
             raise ConfigError(f"ARCHIVE_URI/{rname}",
                               f"route prefix {r.prefix!r} lies inside the archive location {s.archive_uri}")
 
@@ -340,3 +371,69 @@ def _check_task_paths(route: Route, out_dir: str, rname: str, dir_setting: str) 
             for i, v in enumerate(value):
                 walk(v, f"{path}[{i}]")
     walk(route.tasks or {}, "")
+
+
+class ArchiveSettings(BaseModel):
+    """The archive job's configuration. Field ``x_y`` comes from environment variable ``X_Y`` (see README).
+
+    ``ARCHIVE_URI`` is required. COS archives are written with the Tencent Cloud key (``MPS_SECRET_ID``/
+    ``MPS_SECRET_KEY``, or SCF's role credentials); S3 archives with the function's AWS role.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    archive_uri: str
+    archive_region: str | None = None
+    mps_notify_key: SecretStr | None = None
+    callback_token: SecretStr | None = None
+    callback_max_bytes: int = Field(default=1024 * 1024, ge=1024, le=6 * 1024 * 1024)
+    callback_clock_skew: int = Field(default=300, ge=0, le=86400)
+    webhook_url: str | None = None
+    webhook_format: Literal["wecom", "slack", "json"] = "json"
+    webhook_timeout: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=3, ge=1, le=10)
+    archive_max_concurrency: int = Field(default=8, ge=1, le=64)
+    mps_secret_id: SecretStr | None = None
+    mps_secret_key: SecretStr | None = None
+    mps_session_token: SecretStr | None = None
+
+    @field_validator("archive_uri")
+    @classmethod
+    def _archive(cls, v: str) -> str:
+        parse_archive_uri(v)
+        return v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v
+
+    @property
+    def location(self) -> ArchiveLocation:
+        return parse_archive_uri(self.archive_uri)
+
+    @property
+    def region(self) -> str | None:
+        """ARCHIVE_REGION, else the region in the URI, else (S3) the function's own region."""
+        return self.archive_region or self.location.region or (
+            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") if self.location.storage == "s3"
+            else None)
+
+
+def load_archive_settings(environ: Mapping[str, str] | None = None) -> ArchiveSettings:
+    """Read and validate the archive job's environment. Raises :class:`ConfigError` naming the variable."""
+    values = _read_env(ArchiveSettings, os.environ if environ is None else environ)
+    try:
+        settings = ArchiveSettings(**values)
+    except ValidationError as exc:
+        raise _config_error(exc, values) from None
+    if settings.location.storage == "cos":
+        if not settings.region:
+            raise ConfigError("ARCHIVE_REGION", "required for a COS archive (e.g. ap-guangzhou), or use the URI form "
+                                                "cos://bucket-appid.cos.ap-guangzhou.myqcloud.com/prefix")
+        if not (settings.mps_secret_id and settings.mps_secret_key):
+            raise ConfigError("MPS_SECRET_ID/MPS_SECRET_KEY", "a COS archive is written with the Tencent Cloud key: set "
+                                                              "both, or run on SCF with an execution role")
+    return settings

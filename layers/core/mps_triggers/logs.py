@@ -24,6 +24,13 @@ _threshold = _LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), 20)
 _context: dict[str, Any] = {}
 
 
+def request_id_of(context: Any) -> str | None:
+    """The invocation's request id: Lambda's ``context.aws_request_id`` or SCF's ``context["request_id"]``."""
+    if isinstance(context, dict):
+        return context.get("request_id")
+    return getattr(context, "aws_request_id", None)
+
+
 def set_context(**fields: Any) -> None:
     """Replace the per-invocation fields added to every line (e.g. ``request_id`` of the Lambda/SCF context)."""
     _context.clear()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from .batch import BoundedRunner, sqs_response
 from .config import Settings, load_settings
 from .exceptions import BatchProcessingError, ConfigError, EventError
-from .logs import log, set_context
+from .logs import log, request_id_of, set_context
 from .mps import MpsClient, MpsDuplicateSessionError, MpsError, RetryPolicy
 from .routing import Router, S3Credentials, Skip, Submission
 from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
@@ -132,7 +132,7 @@ class SubmitJob:
     def run(self, event: Any, context: Any = None) -> SubmitReport:
         """Process one invocation. Raises :class:`EventError` only for an event of no known shape."""
         deadline = _deadline(context)
-        set_context(request_id=_request_id(context))
+        set_context(request_id=request_id_of(context))
         parsed = parse_upload_event(event)
         report = SubmitReport(parsed)
         work: list[tuple[UploadRecord, UploadedObject]] = []
@@ -203,12 +203,6 @@ def _deadline(context: Any) -> float | None:
         return time.monotonic() + float(remaining_ms) / 1000.0
     except (TypeError, ValueError):
         return None
-
-
-def _request_id(context: Any) -> str | None:
-    if isinstance(context, dict):
-        return context.get("request_id")
-    return getattr(context, "aws_request_id", None)
 
 
 @functools.lru_cache(maxsize=1)
