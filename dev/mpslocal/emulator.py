@@ -15,6 +15,14 @@ What it checks, as MPS does (ProcessMedia API 2019-06-12, API 3.0 "Signature v3"
 Accepted tasks get TaskIds of the real shape (``1250000000-WorkflowTask-<32 hex>tt7``, ``…-ScheduleTask-…``) and
 are kept for inspection: :attr:`MpsEmulator.tasks` in process, ``GET /_emulator/tasks`` over HTTP.
 
+With ``complete_after`` set, each accepted task completes after that many seconds and is notified as MPS does,
+following its ``TaskNotifyConfig``: ``URL`` (HTTP POST of the JSON body, with ``Timestamp``/``Sign`` when a
+NotifyKey was given, retried on failure), ``AWS-SQS`` (a message on the named queue, through ``sqs_endpoint``), or
+none (the account's SCF MPS trigger, when :attr:`MpsEmulator.mps_trigger` is set). ``NotifyMode=Change`` sends
+PROCESSING, then FINISH. ScheduleId requests produce ScheduleTask events, inline tasks WorkflowTask events; every
+``fail_every``-th task has one failed subtask (the task still FINISHes). Every delivery is kept in
+:attr:`MpsEmulator.deliveries`.
+
 Example::
 
     with MpsEmulator(secret_id="AKIDlocal", secret_key="local-secret") as mps:
@@ -23,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import json
 import re
@@ -31,10 +40,13 @@ import time
 import uuid
 import warnings
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
+
+from .notifications import notification, task_event
 
 SESSION_TTL = 3 * 24 * 3600
 TASK_FIELDS = ("MediaProcessTask", "AiContentReviewTask", "AiAnalysisTask", "AiRecognitionTask",
@@ -79,6 +91,19 @@ class RequestRecord:
 
 
 @dataclass
+class Delivery:
+    """One notification sent (or not) for a task: transport ``URL``/``AWS-SQS``/``SCF``, and the outcome."""
+
+    task_id: str
+    status: str
+    transport: str
+    ok: bool
+    attempts: int
+    error: str | None = None
+    body: dict[str, Any] | None = None
+
+
+@dataclass
 class EmulatorState:
     tasks: list[Task] = field(default_factory=list)
     requests: list[RequestRecord] = field(default_factory=list)
@@ -102,13 +127,26 @@ class MpsEmulator:
 
     def __init__(self, secret_id: str = "AKIDlocalEMULATOR", secret_key: str = "local-emulator-secret-key",
                  token: str | None = None, app_id: str = "1250000000", rate_limit: int | None = 100,
-                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0) -> None:
+                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, complete_after: float | None = None,
+                 sqs_endpoint: str | None = None, fail_every: int = 3) -> None:
         self.credentials = {secret_id: (secret_key, token)}
         self.app_id = app_id
         self.rate_limit = rate_limit
         self.latency = latency
+        self.complete_after = complete_after
+        self.sqs_endpoint = sqs_endpoint
+        self.fail_every = fail_every
+        self.mps_trigger: Callable[[dict[str, Any]], Any] | None = None
+        self.deliveries: list[Delivery] = []
         self.state = EmulatorState()
         self._lock = threading.Lock()
+        self._due: list[tuple[float, int, Task, str]] = []
+        self._due_cv = threading.Condition()
+        self._seq = 0
+        self._senders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mps-notify")
+        self._stopping = False
+        self._scheduler = threading.Thread(target=self._run_scheduler, name="mps-scheduler", daemon=True)
+        self._sqs_clients: dict[str, Any] = {}
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -123,11 +161,16 @@ class MpsEmulator:
     def start(self) -> "MpsEmulator":
         self._thread = threading.Thread(target=self._server.serve_forever, name="mps-emulator", daemon=True)
         self._thread.start()
+        self._scheduler.start()
         return self
 
     def stop(self) -> None:
+        with self._due_cv:
+            self._stopping = True
+            self._due_cv.notify_all()
         self._server.shutdown()
         self._server.server_close()
+        self._senders.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> "MpsEmulator":
         return self.start()
@@ -272,7 +315,88 @@ class MpsEmulator:
                 self.state.sessions[sid] = now
             task = Task(f"{self.app_id}-{kind}-{uuid.uuid4().hex}tt7", request_id, now, sid, params)
             self.state.tasks.append(task)
+        if self.complete_after is not None:
+            notify = params.get("TaskNotifyConfig") or {}
+            if notify.get("NotifyMode") == "Change":
+                self._schedule(task, "PROCESSING", self.complete_after / 2)
+            self._schedule(task, "FINISH", self.complete_after)
         return task
+
+    # --- completion and notification ------------------------------------------------------------------------
+
+    def _schedule(self, task: Task, status: str, delay: float) -> None:
+        with self._due_cv:
+            self._seq += 1
+            heapq.heappush(self._due, (time.monotonic() + delay, self._seq, task, status))
+            self._due_cv.notify()
+
+    def _run_scheduler(self) -> None:
+        while True:
+            with self._due_cv:
+                while not self._stopping and (not self._due or self._due[0][0] > time.monotonic()):
+                    self._due_cv.wait(timeout=(self._due[0][0] - time.monotonic()) if self._due else None)
+                if self._stopping:
+                    return
+                _, _, task, status = heapq.heappop(self._due)
+            try:
+                self._senders.submit(self._notify, task, status)
+            except RuntimeError:  # shutting down
+                return
+
+    def pending_notifications(self) -> int:
+        with self._due_cv:
+            return len(self._due)
+
+    def _notify(self, task: Task, status: str) -> None:
+        params = task.body
+        notify = params.get("TaskNotifyConfig") or {}
+        fail_index = None
+        if self.fail_every and int(task.task_id.split("-")[-1][:8], 16) % self.fail_every == 0:
+            fail_index = -1  # the last subtask fails, the others succeed
+        event_type, event = task_event(params, task.task_id, status, fail_index)
+        body = notification(event_type, event, params.get("SessionId", ""), params.get("SessionContext", ""),
+                            notify.get("NotifyKey"))
+        ntype = notify.get("NotifyType") or ("SCF" if not notify else "TDMQ-CMQ")
+        attempts, error = 0, None
+        for attempts in range(1, 4):
+            try:
+                if ntype == "URL":
+                    self._post(notify["NotifyUrl"], body)
+                elif ntype == "AWS-SQS":
+                    self._sqs_send(notify["AwsSQS"], body)
+                elif ntype == "SCF" and self.mps_trigger is not None:
+                    self.mps_trigger(body)
+                else:
+                    error = f"NotifyType {ntype} is not deliverable here"
+                    break
+                error = None
+                break
+            except Exception as exc:  # the receiver failed: MPS retries a URL callback a few times
+                error = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.2 * attempts)
+        with self._lock:
+            self.deliveries.append(Delivery(task.task_id, status, ntype, error is None, attempts, error, body))
+
+    def _post(self, url: str, body: dict[str, Any]) -> None:
+        import httpx
+
+        resp = httpx.post(url, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
+                          timeout=30)
+        if resp.status_code // 100 != 2:
+            raise RuntimeError(f"callback answered HTTP {resp.status_code}: {resp.text[:200]}")
+
+    def _sqs_send(self, cfg: dict[str, Any], body: dict[str, Any]) -> None:
+        import boto3
+
+        region = cfg["SQSRegion"]
+        client = self._sqs_clients.get(region)
+        if client is None:
+            client = self._sqs_clients[region] = boto3.client(
+                "sqs", region_name=region, endpoint_url=self.sqs_endpoint,
+                aws_access_key_id=cfg.get("S3SecretId") or "testing",
+                aws_secret_access_key=cfg.get("S3SecretKey") or "testing")
+        url = client.get_queue_url(QueueName=cfg["SQSQueueName"])["QueueUrl"]
+        client.send_message(QueueUrl=url, MessageBody=json.dumps(body))
 
 
 def _parse(body: bytes) -> dict[str, Any]:

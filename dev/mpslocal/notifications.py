@@ -1,0 +1,142 @@
+"""MPS task notifications in the documented shapes (dev-only): what the emulator sends when a task completes.
+
+Shapes: ParseNotification (API 2019-06-12) and the SCF MPS trigger sample (reference/tencent.md §2-3):
+``{"EventType", "<Type>Event": {...}, "SessionId", "SessionContext", "Timestamp", "Sign"}``. ScheduleId requests
+produce ``ScheduleTask`` events (``ActivityResultSet[].ActivityResItem``), inline tasks ``WorkflowTask`` events
+(``MediaProcessResultSet[]`` with ``Type`` + ``…Task``, ``AiAnalysisResultSet``), mixed SUCCESS/FAIL subtasks
+included. ``Timestamp`` is the expiry (send time + 10 minutes) and ``Sign = md5(Timestamp + NotifyKey)``; both are
+left out when the request had no NotifyKey.
+"""
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import time
+from typing import Any
+
+META = {"Size": 5412, "Container": "mov,mp4,m4a,3gp,3g2,mj2", "Duration": 1.0, "Bitrate": 43296, "Height": 120,
+        "Width": 160, "Rotate": 0,
+        "VideoStreamSet": [{"Bitrate": 39000, "Height": 120, "Width": 160, "Codec": "h264", "Fps": 10}],
+        "AudioStreamSet": [], "VideoDuration": 1.0, "AudioDuration": 0}
+
+
+def _input_name(request: dict[str, Any]) -> str:
+    info = request.get("InputInfo", {})
+    obj = (info.get("CosInputInfo") or {}).get("Object") or (info.get("S3InputInfo") or {}).get("S3Object") or \
+        (info.get("UrlInputInfo") or {}).get("Url") or "input"
+    return posixpath.splitext(posixpath.basename(obj))[0]
+
+
+def _out_dir(request: dict[str, Any]) -> str:
+    return request.get("OutputDir") or "/"
+
+
+def _storage(request: dict[str, Any]) -> dict[str, Any]:
+    out = request.get("OutputStorage")
+    if out:
+        return out
+    info = request.get("InputInfo", {})
+    if info.get("Type") == "AWS-S3":
+        s3 = info["S3InputInfo"]
+        return {"Type": "AWS-S3", "S3OutputStorage": {k: v for k, v in s3.items() if k != "S3Object"}}
+    cos = info.get("CosInputInfo", {})
+    return {"Type": "COS", "CosOutputStorage": {"Bucket": cos.get("Bucket"), "Region": cos.get("Region")}}
+
+
+def _subtask(status: str, output: dict[str, Any] | None, input_: dict[str, Any], fail: bool) -> dict[str, Any]:
+    if status == "PROCESSING":
+        return {"Status": "PROCESSING", "ErrCodeExt": "", "ErrCode": 0, "Message": "", "Input": input_,
+                "Output": None, "Progress": 40}
+    if fail:
+        return {"Status": "FAIL", "ErrCodeExt": "InternalError", "ErrCode": 30010,
+                "Message": "TencentVodPlatErr Or Unkown", "Input": input_, "Output": None, "Progress": 0}
+    return {"Status": "SUCCESS", "ErrCodeExt": "", "ErrCode": 0, "Message": "SUCCESS", "Input": input_,
+            "Output": output, "Progress": 100}
+
+
+def _activities(request: dict[str, Any], status: str, fail_index: int | None) -> list[tuple[str, str, dict]]:
+    """(type, task field, subtask) for what the request asks: inline tasks, or a typical orchestration."""
+    name, out_dir, storage = _input_name(request), _out_dir(request), _storage(request)
+    todo: list[tuple[str, str, dict, dict]] = []
+    mpt = request.get("MediaProcessTask") or ({} if "ScheduleId" not in request else {
+        "TranscodeTaskSet": [{"Definition": 100030}], "SnapshotByTimeOffsetTaskSet": [{"Definition": 10}],
+        "AnimatedGraphicTaskSet": [{"Definition": 20000, "StartTimeOffset": 0, "EndTimeOffset": 1}]})
+    for t in mpt.get("TranscodeTaskSet", []):
+        d = t.get("Definition")
+        path = t.get("OutputObjectPath") or "{inputName}_transcode_{definition}.{format}"
+        path = path.replace("{inputName}", name).replace("{definition}", str(d)).replace("{format}", "mp4")
+        path = path if path.startswith("/") else out_dir + path
+        todo.append(("Transcode", "TranscodeTask", {"Definition": d, "OutputStorage": storage},
+                     {"OutputStorage": storage, "Path": path, "Definition": d, "Bitrate": 39000, "Height": 120,
+                      "Width": 160, "Size": 4011, "Duration": 1.0, "Container": "mp4",
+                      "Md5": hashlib.md5(path.encode()).hexdigest()}))
+    for t in mpt.get("SnapshotByTimeOffsetTaskSet", []):
+        d = t.get("Definition")
+        todo.append(("SnapshotByTimeOffset", "SnapshotByTimeOffsetTask", {"Definition": d},
+                     {"Definition": d, "Storage": storage,
+                      "PicInfoSet": [{"TimeOffset": 0, "Path": f"{out_dir}{name}_snapshotByTimeOffset_{d}_0.jpg"}]}))
+    for t in mpt.get("AnimatedGraphicTaskSet", []):
+        d = t.get("Definition")
+        todo.append(("AnimatedGraphics", "AnimatedGraphicTask", {"Definition": d},
+                     {"Storage": storage, "Path": f"{out_dir}{name}_animatedGraphic_{d}.gif", "Definition": d,
+                      "Container": "gif", "Height": 120, "Width": 160, "Size": 2048}))
+    for t in mpt.get("ImageSpriteTaskSet", []):
+        d = t.get("Definition")
+        todo.append(("ImageSprites", "ImageSpriteTask", {"Definition": d},
+                     {"Definition": d, "Storage": storage, "ImagePathSet": [f"{out_dir}{name}_imageSprite_{d}_0.jpg"],
+                      "WebVttPath": f"{out_dir}{name}_imageSprite_{d}.vtt", "TotalCount": 1}))
+    if fail_index is not None and fail_index < 0:
+        fail_index += len(todo)
+    return [(kind, field, _subtask(status, out, inp, i == fail_index)) for i, (kind, field, inp, out) in enumerate(todo)]
+
+
+def task_event(request: dict[str, Any], task_id: str, status: str = "FINISH", fail_index: int | None = None
+               ) -> tuple[str, dict[str, Any]]:
+    """``(EventType, event)`` for an accepted ProcessMedia ``request`` (``ScheduleTask`` or ``WorkflowTask``).
+
+    ``fail_index`` makes that subtask FAIL (negative: counted from the end) while the others succeed; the task
+    still FINISHes with ErrCode 0, as MPS reports it.
+    """
+    head = {"TaskId": task_id, "Status": status, "ErrCode": 0, "Message": "", "InputInfo": request.get("InputInfo"),
+            "MetaData": META if status == "FINISH" else None}
+    acts = _activities(request, status, fail_index)
+    if "ScheduleId" in request:
+        return "ScheduleTask", {**head, "ActivityResultSet": [
+            {"ActivityType": kind, "ActivityResItem": {field: sub}} for kind, field, sub in acts]}
+    results = [{"Type": kind, "TranscodeTask": None, "AnimatedGraphicTask": None, "SnapshotByTimeOffsetTask": None,
+                "SampleSnapshotTask": None, "ImageSpriteTask": None, field: sub} for kind, field, sub in acts]
+    event: dict[str, Any] = {**head, "MediaProcessResultSet": results, "AiContentReviewResultSet": [],
+                             "AiRecognitionResultSet": [], "AiAnalysisResultSet": []}
+    if request.get("AiAnalysisTask"):
+        d = request["AiAnalysisTask"].get("Definition")
+        event["AiAnalysisResultSet"] = [{"Type": "Classification", "ClassificationTask": _subtask(
+            status, {"ClassificationSet": [{"Classification": "video", "Confidence": 0.93}]}, {"Definition": d},
+            False)}]
+    return "WorkflowTask", event
+
+
+def edit_media_event(task_id: str, output_path: str, bucket: str, region: str, fail: bool = False) -> dict[str, Any]:
+    """An ``EditMediaTaskEvent`` (EditMedia API: clip/splice), for samples."""
+    return {"TaskId": task_id, "Status": "FINISH", "ErrCode": 30010 if fail else 0,
+            "Message": "source file error" if fail else "SUCCESS",
+            "Input": {"FileInfoSet": [{"InputInfo": {"Type": "COS", "CosInputInfo": {
+                "Bucket": bucket, "Region": region, "Object": "/uploads/part1.mp4"}}, "StartTimeOffset": 0,
+                "EndTimeOffset": 10}], "OutputStorage": {"Type": "COS", "CosOutputStorage": {
+                    "Bucket": bucket, "Region": region}}, "OutputObjectPath": output_path},
+            "Output": None if fail else {"OutputStorage": {"Type": "COS", "CosOutputStorage": {
+                "Bucket": bucket, "Region": region}}, "Path": output_path, "MetaData": META}}
+
+
+def notification(event_type: str, event: dict[str, Any], session_id: str = "", session_context: str = "",
+                 notify_key: str | None = None, now: float | None = None, ttl: int = 600) -> dict[str, Any]:
+    """The ParseNotification body: EventType, the event under its key, SessionId, SessionContext, and
+    ``Timestamp``/``Sign`` when a NotifyKey was configured."""
+    key = {"ScheduleTask": "ScheduleTaskEvent", "WorkflowTask": "WorkflowTaskEvent",
+           "EditMediaTask": "EditMediaTaskEvent"}.get(event_type, f"{event_type}Event")
+    body: dict[str, Any] = {"EventType": event_type, key: event, "SessionId": session_id,
+                            "SessionContext": session_context}
+    if notify_key:
+        ts = int((time.time() if now is None else now) + ttl)
+        body["Timestamp"] = ts
+        body["Sign"] = hashlib.md5(f"{ts}{notify_key}".encode()).hexdigest()
+    return body
