@@ -1,40 +1,49 @@
-"""The main job, end to end on the local stack: uploads to S3 and COS → submit job → MPS emulator.
+"""The main job, end to end on the local stack: upload → submit → emulated MPS → callback → archive.
 
-Run with ``python3 tasks.py demo``. It starts moto (S3, SQS, COS buckets) and the MPS emulator, creates an S3 input
-bucket with an S3→SQS notification (and DLQ) and a COS input bucket, uploads real MP4 clips under awkward keys
-(spaces, ``+``, ``%``, non-ASCII, capital suffix, multipart) plus a folder marker, a zero-byte file, a text file and
-an object under the output dir, and runs ``functions/submit/app.py`` the way Lambda's SQS event source mapping and
-SCF's COS trigger would. Then it uploads and redelivers everything again.
+Run with ``python3 tasks.py demo``. It starts moto (S3, SQS, COS buckets) and the MPS emulator (which completes
+tasks and sends callbacks), and runs two deployments side by side, each function in its own process:
 
-It prints object → rule → ScheduleId or task → SessionId → TaskId, the skipped objects with their reasons, and
-exits non-zero if any object was neither submitted exactly once nor deliberately skipped, if a redelivery
-submitted anything new, if anything reached the DLQ, or if the emulator saw an unsigned or invalid request.
-Handler logs (JSON lines) go to ``.demo/submit.log``; the emulator's task records to ``.demo/mps-tasks.json``.
+- **AWS** (Lambda): S3 input bucket → S3 notification → SQS upload queue (DLQ) → ``functions/submit`` → MPS with
+  ``TaskNotifyConfig`` AWS-SQS, ``NotifyMode=Change`` → callback queue → ``functions/archive`` (batches of 100) →
+  ``s3://mps-demo-archive/callbacks``.
+- **SCF** (Tencent): COS input bucket → COS trigger → ``functions/submit`` (``main_handler``) → MPS with
+  ``TaskNotifyConfig`` URL, NotifyKey and a token → an SCF function URL → ``functions/archive`` →
+  ``cos://mps-demo-archive-1250000000/callbacks`` through the real COS SDK.
+
+It uploads real MP4 clips under awkward keys (spaces, ``+``, ``%``, ``#``, non-ASCII, a capital ``.MOV``, a
+multipart upload) plus a folder marker, a zero-byte file, a text file and objects under the output dir; waits for
+every task's callbacks; then uploads and redelivers everything again. It prints object → rule → ScheduleId or
+task → SessionId → TaskId, the skipped objects with their reasons, each task's final status and archive object,
+and the archive objects with their line counts. It exits non-zero if any object was neither submitted exactly once
+nor deliberately skipped, if any accepted task lacks an archived FINISH line, if a redelivery submitted anything,
+if anything reached a DLQ, or if a secret leaked into a log or an archive object.
+Logs (JSON lines) of each function go to ``.demo/<function>.log``.
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import os
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from .container import FunctionContainer
 from .media import make_clip
-from .runner import CosTrigger, SqsEventSourceMapping
+from .runner import CosTrigger, FunctionUrlServer, SqsEventSourceMapping
 from .stack import AWS_REGION, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / ".demo"
-S3_BUCKET = "mps-demo-input"
-COS_BUCKET = "mps-demo-1250000000"
-COS_REGION = "ap-guangzhou"
+S3_BUCKET, S3_ARCHIVE = "mps-demo-input", "mps-demo-archive"
+COS_BUCKET, COS_ARCHIVE, COS_REGION = "mps-demo-1250000000", "mps-demo-archive-1250000000", "ap-guangzhou"
 SCHEDULE_ID = 20001
-ROUTES = [
-    {"name": "cos-inline-transcode", "storage": "cos", "prefix": "inline/", "suffixes": [".mp4"],
+S3_SECRET, NOTIFY_KEY, TOKEN = "demo-s3-secret-key-never-logged", "demo-notify-key-never-logged", "demo-token-never-logged"
+AWS_ROUTES = [{"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": SCHEDULE_ID}]
+SCF_ROUTES = [
+    {"name": "cos-inline-transcode", "prefix": "inline/", "suffixes": [".mp4"],
      "tasks": {"MediaProcessTask": {"TranscodeTaskSet": [
          {"Definition": 100030, "OutputObjectPath": "{inputName}_{definition}.{format}"}]}}},
     {"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": SCHEDULE_ID},
@@ -77,207 +86,269 @@ def uploads() -> list[Upload]:
     ]
 
 
-def load_handler(path: Path, name: str) -> Callable[[dict[str, Any], Any], Any]:
-    """Import a function's app.py the way Lambda does (its folder is the code root)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
+class Demo:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.s3, self.sqs = stack.boto3("s3"), stack.boto3("sqs")
+        self.containers: list[FunctionContainer] = []
+        self.problems: list[str] = []
 
+    # --- set-up ---------------------------------------------------------------------------------------------
 
-class LogCapture:
-    """Sends the handler's JSON log lines to a file and keeps them for the report."""
+    def queue(self, name: str, visibility: int = 2) -> tuple[str, str]:
+        dlq = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = self.sqs.create_queue(QueueName=name, Attributes={
+            "VisibilityTimeout": str(visibility),  # short locally, so redeliveries happen within the demo
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
+        return url, dlq
 
-    def __init__(self, path: Path) -> None:
-        self.file = path.open("w", encoding="utf-8")
-        self.lines: list[dict[str, Any]] = []
+    def container(self, name: str, function: str, env: dict[str, str], platform: str = "lambda") -> FunctionContainer:
+        c = FunctionContainer(name, ROOT / "functions" / function / "app.py", {**env, "PYTHONPATH": str(ROOT)},
+                              OUT / f"{name}.log", platform=platform)
+        self.containers.append(c)
+        return c
 
-    def wrap(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        def invoke(event: dict[str, Any], context: Any) -> Any:
-            start = self.file.tell()
-            try:
-                with contextlib.redirect_stdout(self.file):
-                    return handler(event, context)
-            finally:
-                self.file.flush()
-                with open(self.file.name, encoding="utf-8") as f:
-                    f.seek(start)
-                    self.lines.extend(json.loads(line) for line in f if line.startswith("{"))
-        return invoke
+    def setup(self) -> None:
+        OUT.mkdir(exist_ok=True)
+        for f in OUT.glob("*.log"):
+            f.unlink()
+        stack, s3 = self.stack, self.s3
+        for b in (S3_BUCKET, S3_ARCHIVE, COS_BUCKET, COS_ARCHIVE):
+            s3.create_bucket(Bucket=b)
+        self.upload_q, self.upload_dlq = self.queue("mps-demo-uploads")
+        self.callback_q, self.callback_dlq = self.queue("mps-demo-callbacks")
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.upload_q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(Bucket=S3_BUCKET, NotificationConfiguration={"QueueConfigurations": [
+            {"Id": "mps-uploads", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
 
+        local = {"AWS_ENDPOINT_URL": stack.moto.url, "COS_ENDPOINT_URL": stack.moto.url,
+                 "AWS_DEFAULT_REGION": AWS_REGION, "AWS_REGION": AWS_REGION}
+        mps_env = {k: v for k, v in stack.environment().items() if k.startswith("MPS_")}
+        scf_keys = {"TENCENTCLOUD_SECRETID": mps_env.pop("MPS_SECRET_ID"),
+                    "TENCENTCLOUD_SECRETKEY": mps_env.pop("MPS_SECRET_KEY")}  # as SCF injects the role's keys
+        aws_keys = {"MPS_SECRET_ID": scf_keys["TENCENTCLOUD_SECRETID"], "MPS_SECRET_KEY": scf_keys["TENCENTCLOUD_SECRETKEY"]}
+        # AWS deployment
+        archive_aws = self.container("archive-aws", "archive", {**local, "ARCHIVE_URI": f"s3://{S3_ARCHIVE}/callbacks"})
+        submit_aws = self.container("submit-aws", "submit", {
+            **local, **mps_env, **aws_keys, "MPS_ROUTES": json.dumps(AWS_ROUTES), "MPS_OUTPUT_DIR": "/mps-output/",
+            "MPS_S3_SECRET_ID": "AKIADEMOMPSREADER0001", "MPS_S3_SECRET_KEY": S3_SECRET,
+            "MPS_NOTIFY_SQS_QUEUE": "mps-demo-callbacks", "MPS_NOTIFY_SQS_REGION": AWS_REGION,
+            "MPS_NOTIFY_MODE": "Change", "ARCHIVE_URI": f"s3://{S3_ARCHIVE}/callbacks"})
+        self.upload_esm = SqsEventSourceMapping(self.sqs, self.upload_q, submit_aws, batch_size=10, region=AWS_REGION,
+                                                function_name="submit-aws")
+        self.callback_esm = SqsEventSourceMapping(self.sqs, self.callback_q, archive_aws, batch_size=100,
+                                                  batching_window=0.5, region=AWS_REGION, function_name="archive-aws")
+        # SCF deployment
+        archive_scf = self.container("archive-scf", "archive", {
+            **local, **scf_keys, "ARCHIVE_URI": f"cos://{COS_ARCHIVE}/callbacks", "ARCHIVE_REGION": COS_REGION,
+            "MPS_NOTIFY_KEY": NOTIFY_KEY, "CALLBACK_TOKEN": TOKEN}, platform="scf")
+        self.function_url = FunctionUrlServer(archive_scf, platform="scf")
+        submit_scf = self.container("submit-scf", "submit", {
+            **local, **mps_env, **scf_keys, "MPS_ROUTES": json.dumps(SCF_ROUTES), "MPS_OUTPUT_DIR": "/mps-output/",
+            "MPS_NOTIFY_URL": f"{self.function_url.url}?token={TOKEN}", "MPS_NOTIFY_KEY": NOTIFY_KEY,
+            "ARCHIVE_URI": f"cos://{COS_ARCHIVE}/callbacks", "ARCHIVE_REGION": COS_REGION}, platform="scf")
+        self.cos = CosTrigger(stack.cos(COS_REGION), COS_BUCKET, COS_REGION, submit_scf)
 
-def setup_aws(stack: LocalStack) -> tuple[Any, Any, str, str]:
-    s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
-    s3.create_bucket(Bucket=S3_BUCKET)
-    dlq = sqs.create_queue(QueueName="mps-demo-uploads-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName="mps-demo-uploads", Attributes={
-        "VisibilityTimeout": "2",  # short locally, so redeliveries happen within the demo
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=S3_BUCKET, NotificationConfiguration={"QueueConfigurations": [
-        {"Id": "mps-uploads", "QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
-    return s3, sqs, queue, dlq
+    def close(self) -> None:
+        for esm in (self.upload_esm, self.callback_esm):
+            esm.stop()
+        self.function_url.stop()
+        for c in self.containers:
+            c.close()
 
+    # --- run ------------------------------------------------------------------------------------------------
 
-def put_s3(s3: Any, up: Upload) -> None:
-    if not up.multipart:
-        s3.put_object(Bucket=S3_BUCKET, Key=up.key, Body=up.body)
-        return
-    mpu = s3.create_multipart_upload(Bucket=S3_BUCKET, Key=up.key)
-    part = s3.upload_part(Bucket=S3_BUCKET, Key=up.key, UploadId=mpu["UploadId"], PartNumber=1, Body=up.body)
-    s3.complete_multipart_upload(Bucket=S3_BUCKET, Key=up.key, UploadId=mpu["UploadId"],
-                                 MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
-
-
-def configure(stack: LocalStack) -> None:
-    os.environ.update(stack.environment())
-    os.environ.update({
-        "MPS_ROUTES": json.dumps(ROUTES),
-        "MPS_OUTPUT_DIR": "/mps-output/",
-        "MPS_S3_SECRET_ID": "AKIADEMOMPSREADER0001",
-        "MPS_S3_SECRET_KEY": "demo-s3-secret-key-never-logged",
-        "MPS_NOTIFY_KEY": "demo-notify-key-never-logged",
-        "MPS_NOTIFY_URL": "https://callbacks.example.invalid/mps",
-    })
-    os.environ.pop("MPS_SCHEDULE_ID", None)
-
-
-def run(stack: LocalStack) -> int:
-    OUT.mkdir(exist_ok=True)
-    configure(stack)
-    logs = LogCapture(OUT / "submit.log")
-    handler = logs.wrap(load_handler(ROOT / "functions" / "submit" / "app.py", "submit_app"))
-    s3, sqs, queue, dlq = setup_aws(stack)
-    stack.boto3("s3").create_bucket(Bucket=COS_BUCKET)
-    cos = CosTrigger(stack.cos(COS_REGION), COS_BUCKET, COS_REGION, handler)
-    mapping = SqsEventSourceMapping(sqs, queue, handler, batch_size=10, timeout=60, region=AWS_REGION)
-
-    print("making MP4 clips with ffmpeg ...", flush=True)
-    items = uploads()
-    print(f"round 1: uploading {len(items)} objects ({sum(u.storage == 's3' for u in items)} to S3, "
-          f"{sum(u.storage == 'cos' for u in items)} to COS)", flush=True)
-    t0 = time.monotonic()
-    for up in items:
-        put_s3(s3, up) if up.storage == "s3" else cos.put(up.key, up.body)
-    stats1 = mapping.drain()
-    first = len(logs.lines)
-    round1 = time.monotonic() - t0
-    tasks_after_first = len(stack.mps.tasks)
-
-    print("round 2: the same uploads again, every COS event and every round-1 SQS message delivered again",
-          flush=True)
-    mapping.redeliver(list(mapping.bodies))
-    for up in items:
-        put_s3(s3, up) if up.storage == "s3" else cos.put(up.key, up.body)
+    def put(self, up: Upload) -> None:
         if up.storage == "cos":
-            cos.deliver(up.key)
-    mapping.drain()
-    second = logs.lines[first:]
+            self.cos.put(up.key, up.body)
+        elif not up.multipart:
+            self.s3.put_object(Bucket=S3_BUCKET, Key=up.key, Body=up.body)
+        else:
+            mpu = self.s3.create_multipart_upload(Bucket=S3_BUCKET, Key=up.key)
+            part = self.s3.upload_part(Bucket=S3_BUCKET, Key=up.key, UploadId=mpu["UploadId"], PartNumber=1, Body=up.body)
+            self.s3.complete_multipart_upload(Bucket=S3_BUCKET, Key=up.key, UploadId=mpu["UploadId"],
+                                              MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
 
-    return report(stack, items, logs.lines[:first], second, tasks_after_first, stats1, sqs, dlq, round1)
+    def settle(self, timeout: float = 90.0) -> None:
+        """Wait until every queue is drained and every accepted task's callbacks were delivered."""
+        end = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < end and quiet < 3:
+            mps = self.stack.mps
+            busy = (self.upload_esm.pending() + self.callback_esm.pending() + mps.pending_notifications()
+                    + sum(1 for t in mps.tasks if not any(d.task_id == t.task_id and d.status == "FINISH"
+                                                          for d in mps.deliveries)))
+            quiet = quiet + 1 if busy == 0 else 0
+            time.sleep(0.3)
+        if quiet < 3:
+            self.problems.append(f"the stack did not settle within {timeout:.0f}s")
 
+    def run(self) -> int:
+        self.setup()
+        self.upload_esm.start()
+        self.callback_esm.start()
+        try:
+            print("making MP4 clips with ffmpeg ...", flush=True)
+            items = uploads()
+            print(f"round 1: uploading {len(items)} objects ({sum(u.storage == 's3' for u in items)} to S3, "
+                  f"{sum(u.storage == 'cos' for u in items)} to COS) and waiting for every callback ...", flush=True)
+            t0 = time.monotonic()
+            for up in items:
+                self.put(up)
+            self.settle()
+            seconds = time.monotonic() - t0
+            tasks_round1 = len(self.stack.mps.tasks)
+            logs_round1 = {c.name: len(self.logs(c.name)) for c in self.containers}
+            print("round 2: the same uploads again, every COS event and every round-1 upload message delivered again",
+                  flush=True)
+            self.upload_esm.redeliver(list(self.upload_esm.bodies))
+            for up in items:
+                self.put(up)
+                if up.storage == "cos":
+                    self.cos.deliver(up.key)
+            self.settle()
+        finally:
+            self.close()
+        return self.report(items, tasks_round1, logs_round1, seconds)
 
-def report(stack: LocalStack, items: list[Upload], first: list[dict[str, Any]], second: list[dict[str, Any]],
-           tasks_after_first: int, stats: Any, sqs: Any, dlq: str, seconds: float) -> int:
-    problems: list[str] = []
-    tasks = stack.mps.tasks
-    by_object: dict[tuple[str, str], list[Any]] = {}
-    for t in tasks:
-        ctx = t.session_context or {}
-        by_object.setdefault((ctx.get("b"), ctx.get("k")), []).append(t)
-    outcome: dict[tuple[str, str], dict[str, Any]] = {}
-    for line in first:
-        if line.get("msg") in ("submitted", "skipped", "duplicate", "submit failed"):
-            outcome.setdefault((line["bucket"], line["key"]), line)
+    # --- report ---------------------------------------------------------------------------------------------
 
-    rows = []
-    for up in items:
-        key = (up.bucket, up.key)
-        got = outcome.get(key)
-        submitted = by_object.get(key, [])
-        if up.expect == "submit":
+    def logs(self, name: str) -> list[dict[str, Any]]:
+        path = OUT / f"{name}.log"
+        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("{")] \
+            if path.exists() else []
+
+    def archive_lines(self) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for bucket, scheme in ((S3_ARCHIVE, "s3"), (COS_ARCHIVE, "cos")):
+            for o in self.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                data = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode("utf-8")
+                out[f"{scheme}://{bucket}/{o['Key']}"] = [json.loads(x) for x in data.splitlines()]
+        return out
+
+    def report(self, items: list[Upload], tasks_round1: int, logs_round1: dict[str, int], seconds: float) -> int:
+        problems, mps = self.problems, self.stack.mps
+        tasks = mps.tasks
+        by_object: dict[tuple[str, str], list[Any]] = {}
+        for t in tasks:
+            ctx = t.session_context or {}
+            by_object.setdefault((ctx.get("b"), ctx.get("k")), []).append(t)
+        submit_logs = {n: self.logs(n) for n in ("submit-aws", "submit-scf")}
+        first = [ln for n, lines in submit_logs.items() for ln in lines[:logs_round1[n]]]
+        second = [ln for n, lines in submit_logs.items() for ln in lines[logs_round1[n]:]]
+        outcome = {}
+        for ln in first:
+            if ln.get("msg") in ("submitted", "skipped", "duplicate", "submit failed"):
+                outcome.setdefault((ln["bucket"], ln["key"]), ln)
+        archive = self.archive_lines()
+        finish_line: dict[str, tuple[str, dict[str, Any]]] = {}
+        for key, lines in archive.items():
+            for ln in lines:
+                if ln["status"] == "FINISH":
+                    finish_line.setdefault(ln["task_id"], (key, ln))
+
+        rows, finals = [], []
+        for up in items:
+            got, submitted = outcome.get((up.bucket, up.key)), by_object.get((up.bucket, up.key), [])
+            if up.expect != "submit":
+                if submitted:
+                    problems.append(f"{up.label}: submitted but should have been skipped ({up.expect})")
+                if not got or got.get("msg") != "skipped" or not got.get("reason", "").startswith(up.expect):
+                    problems.append(f"{up.label}: expected skip '{up.expect}', got {got and got.get('reason') or got}")
+                continue
             if len(submitted) != 1:
                 problems.append(f"{up.label}: submitted {len(submitted)} times, expected exactly once")
-            if submitted:
-                t = submitted[0]
+            for t in submitted[:1]:
                 target = f"ScheduleId {t.body['ScheduleId']}" if "ScheduleId" in t.body else \
                     "+".join(k for k in t.body if k.endswith("Task"))
                 rows.append((up.label, (t.session_context or {}).get("r", "?"), target, t.session_id, t.task_id))
-        else:
-            if submitted:
-                problems.append(f"{up.label}: submitted but should have been skipped ({up.expect})")
-            if not got or got.get("msg") != "skipped" or not got.get("reason", "").startswith(up.expect):
-                problems.append(f"{up.label}: expected skip '{up.expect}', got {got and got.get('reason') or got}")
-    for key, ts in by_object.items():
-        if key not in {(u.bucket, u.key) for u in items}:
-            problems.append(f"unexpected task for {key}: {[t.task_id for t in ts]}")
+                key, line = finish_line.get(t.task_id, (None, None))
+                if line is None:
+                    problems.append(f"{up.label}: task {t.task_id} has no archived FINISH line")
+                    finals.append((up.label, t.task_id, "-", "MISSING"))
+                else:
+                    state = "FINISH, subtask failed" if line["failed"] else "FINISH"
+                    finals.append((up.label, t.task_id, state, f"{key} ({line['id'][:12]}…)"))
+        for key, ts in by_object.items():
+            if key not in {(u.bucket, u.key) for u in items}:
+                problems.append(f"unexpected task for {key}: {[t.task_id for t in ts]}")
 
-    print(f"\nSubmitted ({len(rows)} objects, {len(tasks)} MPS tasks, round 1 took {seconds:.1f}s):")
-    _table(["object", "rule", "ScheduleId / task", "SessionId", "TaskId"], rows)
-    skipped = [(f"{ln['storage']}://{ln['bucket']}/{ln['key']}", ln["reason"]) for ln in first if ln.get("msg") == "skipped"]
-    print(f"\nSkipped ({len(skipped)}):")
-    _table(["object", "reason"], skipped)
-    ignored = [(ln["record"], ln["reason"]) for ln in first if ln.get("msg") == "ignored"]
-    dupes1 = [ln for ln in first if ln.get("msg") == "duplicate"]
-    print(f"\nIgnored events ({len(ignored)}): " + ", ".join(f"{r} ({why})" for r, why in ignored))
-    if dupes1:
-        print(f"Duplicate deliveries in round 1, rejected by SessionId: "
-              + ", ".join(f"{d['storage']}://{d['bucket']}/{d['key']}" for d in dupes1))
-    if not any(why == "s3:TestEvent" for _, why in ignored):
-        problems.append("the s3:TestEvent message was not acknowledged as ignored")
+        print(f"\nSubmitted ({len(rows)} objects, {len(tasks)} MPS tasks; round 1 with every callback took {seconds:.1f}s):")
+        _table(["object", "rule", "ScheduleId / task", "SessionId", "TaskId"], rows)
+        skipped = [(f"{ln['storage']}://{ln['bucket']}/{ln['key']}", ln["reason"]) for ln in first if ln.get("msg") == "skipped"]
+        print(f"\nSkipped ({len(skipped)}):")
+        _table(["object", "reason"], skipped)
+        ignored = [ln["reason"] for ln in first if ln.get("msg") == "ignored"]
+        print(f"\nIgnored events: {', '.join(ignored) or '(none)'}")
+        if not any(r == "s3:TestEvent" for r in ignored):
+            problems.append("the s3:TestEvent message was not acknowledged as ignored")
+        dupes1 = [f"{d['storage']}://{d['bucket']}/{d['key']}" for d in first if d.get("msg") == "duplicate"]
+        if dupes1:
+            print(f"Duplicate deliveries in round 1, rejected by SessionId: {', '.join(dupes1)}")
 
-    new_tasks = len(tasks) - tasks_after_first
-    dup2 = sum(1 for ln in second if ln.get("msg") == "duplicate")
-    sub2 = sum(1 for ln in second if ln.get("msg") == "submitted")
-    print(f"\nRound 2 (same uploads again + redelivered events): {dup2} duplicates rejected by MPS SessionId, "
-          f"{sub2} submitted, {new_tasks} new MPS tasks")
-    if new_tasks or sub2:
-        problems.append(f"redelivery submitted {sub2} objects and created {new_tasks} new tasks (expected 0)")
+        print(f"\nTasks and their archived FINISH line:")
+        _table(["object", "TaskId", "final status", "archive object (line id)"], finals)
+        print(f"\nArchive objects ({sum(len(v) for v in archive.values())} lines in {len(archive)} objects):")
+        _table(["object", "lines", "statuses"], [
+            (k, len(v), ", ".join(f"{s}×{n}" for s, n in _count(ln["status"] for ln in v).items())) for k, v in sorted(archive.items())])
 
-    failed = [ln for ln in first + second if ln.get("msg") in ("submit failed", "bad record", "internal error")]
-    for ln in failed:
-        problems.append(f"handler reported {ln['msg']}: {ln.get('key') or ln.get('record')}: {ln.get('error')}")
-    dlq_count = int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+        new_tasks = len(tasks) - tasks_round1
+        dup2 = sum(1 for ln in second if ln.get("msg") == "duplicate")
+        sub2 = sum(1 for ln in second if ln.get("msg") == "submitted")
+        print(f"\nRound 2 (same uploads again + redelivered events): {dup2} duplicates rejected by MPS SessionId, "
+              f"{sub2} submitted, {new_tasks} new MPS tasks")
+        if new_tasks or sub2:
+            problems.append(f"redelivery submitted {sub2} objects and created {new_tasks} new tasks (expected 0)")
+
+        all_logs = {c.name: self.logs(c.name) for c in self.containers}
+        for name, lines in all_logs.items():
+            for ln in lines:
+                if ln.get("level") == "error":
+                    problems.append(f"{name} logged an error: {ln.get('msg')}: {ln.get('error') or ln.get('reason')}")
+        for name, dlq in (("upload", self.upload_dlq), ("callback", self.callback_dlq)):
+            n = int(self.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
                     ["Attributes"]["ApproximateNumberOfMessages"])
-    reqs = stack.mps.requests
-    bad = [r for r in reqs if not r.signed or r.verdict not in ("accepted", "InvalidParameterValue.SessionId")]
-    print(f"SQS: {stats.invocations} invocations, {stats.received} messages received, {stats.deleted} deleted, "
-          f"{stats.reported_failures} reported as failed; DLQ holds {dlq_count}")
-    print(f"MPS emulator: {len(reqs)} requests, all TC3-signed and valid: {'yes' if not bad else 'NO'} "
-          f"({sum(r.verdict == 'accepted' for r in reqs)} accepted, "
-          f"{sum(r.verdict == 'InvalidParameterValue.SessionId' for r in reqs)} duplicate SessionId)")
-    if dlq_count:
-        problems.append(f"{dlq_count} messages in the DLQ")
-    for r in bad:
-        problems.append(f"emulator answered {r.verdict} (signed={r.signed})")
-    _leaks(problems)
+            if n:
+                problems.append(f"{n} messages in the {name} DLQ")
+        reqs = mps.requests
+        bad = [r for r in reqs if not r.signed or r.verdict not in ("accepted", "InvalidParameterValue.SessionId")]
+        failed_deliveries = [d for d in mps.deliveries if not d.ok]
+        print(f"MPS emulator: {len(reqs)} requests, all TC3-signed and valid: {'yes' if not bad else 'NO'}; "
+              f"{len(mps.deliveries)} callbacks delivered ({_count(d.transport for d in mps.deliveries)}), "
+              f"{len(failed_deliveries)} failed")
+        for r in bad:
+            problems.append(f"emulator answered {r.verdict} (signed={r.signed})")
+        for d in failed_deliveries:
+            problems.append(f"callback for {d.task_id} ({d.status}, {d.transport}) failed: {d.error}")
+        rejected = [a for a in self.function_url.answers if a[0] != 200]
+        if rejected:
+            problems.append(f"the function URL answered {len(rejected)} callbacks with an error: {rejected[:3]}")
+        self.leaks(archive)
 
-    (OUT / "mps-tasks.json").write_text(json.dumps(
-        [{"TaskId": t.task_id, "SessionId": t.session_id, "Request": _mask(t.body)} for t in tasks],
-        indent=2, ensure_ascii=False))
-    print(f"\nHandler logs: {OUT / 'submit.log'}   MPS task records: {OUT / 'mps-tasks.json'}")
-    if problems:
-        print("\nFAILED:")
-        for p in problems:
-            print(f"  - {p}")
-        return 1
-    print("\nOK: every media object was submitted exactly once; every other object was skipped with a reason.")
-    return 0
+        print(f"\nFunction logs: {OUT}/{{submit,archive}}-{{aws,scf}}.log")
+        if problems:
+            print("\nFAILED:")
+            for p in problems:
+                print(f"  - {p}")
+            return 1
+        print("\nOK: every media object was submitted exactly once and its FINISH callback archived; every other "
+              "object was skipped with a reason.")
+        return 0
+
+    def leaks(self, archive: dict[str, list[dict[str, Any]]]) -> None:
+        text = json.dumps(archive, ensure_ascii=False) + "".join(
+            (OUT / f"{c.name}.log").read_text(encoding="utf-8") for c in self.containers)
+        for secret in (S3_SECRET, NOTIFY_KEY, TOKEN, next(iter(self.stack.mps.credentials.values()))[0]):
+            if secret in text:
+                self.problems.append("a secret appeared in a log line or an archive object")
 
 
-def _leaks(problems: list[str]) -> None:
-    text = (OUT / "submit.log").read_text(encoding="utf-8")
-    for secret in ("demo-s3-secret-key-never-logged", "demo-notify-key-never-logged", os.environ["MPS_SECRET_KEY"]):
-        if secret in text:
-            problems.append("a secret appeared in the handler logs")
-
-
-def _mask(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: "***" if ("Secret" in k or k == "NotifyKey") else _mask(v) for k, v in value.items()}
-    return [_mask(v) for v in value] if isinstance(value, list) else value
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
 
 
 def _table(header: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -287,21 +358,21 @@ def _table(header: list[str], rows: list[tuple[Any, ...]]) -> None:
     cells = [header] + [[str(c) for c in r] for r in rows]
     widths = [max(_width(r[i]) for r in cells) for i in range(len(header))]
     for n, r in enumerate(cells):
-        print("  " + "  ".join(c + " " * (widths[i] - _width(c)) for i, c in enumerate(r)))
+        print("  " + "  ".join(c + " " * (widths[i] - _width(c)) for i, c in enumerate(r)).rstrip())
         if n == 0:
             print("  " + "  ".join("-" * w for w in widths))
 
 
 def _width(s: str) -> int:
-    import unicodedata
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
 def main() -> int:
     print("starting the local stack (moto: S3, SQS, COS buckets; MPS emulator) ...", flush=True)
-    with LocalStack() as stack:
+    os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
+    with LocalStack(complete_after=0.5) as stack:
         print(f"  moto {stack.moto.url}   MPS emulator {stack.mps.url}", flush=True)
-        return run(stack)
+        return Demo(stack).run()
 
 
 if __name__ == "__main__":

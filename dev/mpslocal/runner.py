@@ -1,4 +1,4 @@
-"""Event-source runners (dev-only): what Lambda's SQS event source mapping and SCF's COS trigger do.
+"""Event-source runners (dev-only): what Lambda's SQS event source mapping, function URLs and SCF's COS trigger do.
 
 :class:`SqsEventSourceMapping` (Lambda "Using Lambda with Amazon SQS", ``ReportBatchItemFailures``): receive up to
 ``batch_size`` messages, invoke the handler with the Lambda SQS event shape, delete what succeeded, leave failures
@@ -12,12 +12,16 @@ on error.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -52,11 +56,14 @@ class SqsEventSourceMapping:
     """Polls ``queue_url`` and feeds ``handler`` like Lambda does. ``timeout`` is the function timeout (s)."""
 
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, batch_size: int = 10, timeout: float = 60.0,
-                 function_name: str = "SubmitFunction", region: str = "us-east-1") -> None:
+                 function_name: str = "SubmitFunction", region: str = "us-east-1", batching_window: float = 0.0) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.handler = handler
         self.batch_size = batch_size
+        self.batching_window = batching_window
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.timeout = timeout
         self.function_name = function_name
         self.region = region
@@ -66,10 +73,23 @@ class SqsEventSourceMapping:
         self.bodies: list[str] = []  # every message body handed to the function, for redelivery drills
 
     def poll_once(self, wait: int = 0) -> int:
-        """One receive + invoke + delete cycle; returns the number of messages received."""
-        resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
-                                        WaitTimeSeconds=wait, AttributeNames=["All"], MessageAttributeNames=["All"])
-        messages = resp.get("Messages", [])
+        """One receive + invoke + delete cycle; returns the number of messages received.
+
+        Batches above 10 are gathered from several receives within ``batching_window`` seconds, as Lambda does
+        with ``MaximumBatchingWindowInSeconds``.
+        """
+        messages: list[dict[str, Any]] = []
+        window_end = time.monotonic() + self.batching_window
+        while len(messages) < self.batch_size:
+            resp = self.sqs.receive_message(QueueUrl=self.queue_url, WaitTimeSeconds=wait if not messages else 0,
+                                            MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                                            AttributeNames=["All"], MessageAttributeNames=["All"])
+            got = resp.get("Messages", [])
+            messages.extend(got)
+            if not got and (not messages or time.monotonic() >= window_end):
+                break
+            if not got:
+                time.sleep(0.05)
         if not messages:
             return 0
         self.stats.received += len(messages)
@@ -92,12 +112,30 @@ class SqsEventSourceMapping:
             if self.poll_once(wait=0):
                 idle = 0
                 continue
-            attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            pending = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-            idle = idle + 1 if pending == 0 else 0
+            idle = idle + 1 if self.pending() == 0 else 0
             time.sleep(0.2)
         return self.stats
+
+    def start(self) -> "SqsEventSourceMapping":
+        """Poll in the background until :meth:`stop` (as an enabled event source mapping does)."""
+        def loop() -> None:
+            while not self._stop.is_set():
+                if not self.poll_once(wait=0):
+                    self._stop.wait(0.1)
+        self._thread = threading.Thread(target=loop, name=f"esm-{self.function_name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def pending(self) -> int:
+        """Messages visible or in flight on the queue."""
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def redeliver(self, bodies: list[str]) -> None:
         """Put ``bodies`` on the queue again: what an at-least-once source does when it delivers twice."""
@@ -195,3 +233,81 @@ class CosTrigger:
                 inv.error = f"{type(exc).__name__}: {exc}"
         self.invocations.append(inv)
         return inv
+
+
+class FunctionUrlServer:
+    """An HTTP endpoint on 127.0.0.1 that hands every request to ``handler`` as a function-URL event and answers
+    with the handler's response dict (``statusCode``, ``headers``, ``body``, ``isBase64Encoded``).
+
+    ``platform="lambda"`` builds the Lambda function URL event (payload 2.0); ``"scf"`` the SCF function URL event
+    (``httpMethod``, ``queryString``, ``headers`` with ``x-scf-request-id``). A handler error becomes HTTP 502, as
+    on Lambda. Every answer is kept in :attr:`answers` as ``(status, body)``.
+    """
+
+    def __init__(self, handler: Handler, platform: str = "lambda") -> None:
+        self.handler, self.platform = handler, platform
+        self.answers: list[tuple[int, str]] = []
+        outer = self
+
+        class Http(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, data = outer._invoke(self.command, self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_POST = do_GET = do_PUT = _serve
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Http)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="function-url", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def event(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        parts = urlsplit(path)
+        hdrs = {k.lower(): v for k, v in headers.items()}
+        try:
+            text, b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, b64 = base64.b64encode(body).decode(), True
+        rid = str(uuid.uuid4())
+        if self.platform == "scf":
+            return {"httpMethod": method, "path": parts.path or "/", "body": text, "isBase64Encoded": b64,
+                    "queryString": dict(parse_qsl(parts.query, keep_blank_values=True)),
+                    "headers": {**hdrs, "x-scf-request-id": rid, "x-scf-remote-addr": "127.0.0.1"}}
+        return {"version": "2.0", "routeKey": "$default", "rawPath": parts.path or "/", "rawQueryString": parts.query,
+                "headers": hdrs, "queryStringParameters": dict(parse_qsl(parts.query)) or None,
+                "requestContext": {"accountId": "anonymous", "apiId": "local", "requestId": rid, "routeKey": "$default",
+                                   "stage": "$default", "timeEpoch": int(time.time() * 1000),
+                                   "http": {"method": method, "path": parts.path or "/", "protocol": "HTTP/1.1",
+                                            "sourceIp": "127.0.0.1", "userAgent": hdrs.get("user-agent", "")}},
+                "body": text, "isBase64Encoded": b64}
+
+    def _invoke(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        try:
+            resp = self.handler(self.event(method, path, headers, body), None)
+        except Exception as exc:
+            self.answers.append((502, f"{type(exc).__name__}: {exc}"))
+            return 502, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
+        raw = resp.get("body") or ""
+        data = base64.b64decode(raw) if resp.get("isBase64Encoded") else raw.encode("utf-8")
+        status = int(resp.get("statusCode", 200))
+        self.answers.append((status, data.decode("utf-8", "replace")))
+        return status, dict(resp.get("headers") or {}), data

@@ -76,12 +76,13 @@ class MotoServer:
 class LocalStack:
     """moto server + MPS emulator, started together; hands out clients and the handler environment."""
 
-    def __init__(self, rate_limit: int | None = 100, latency: float = 0.0) -> None:
+    def __init__(self, rate_limit: int | None = 100, latency: float = 0.0, complete_after: float | None = None) -> None:
         for k, v in AWS_KEYS.items():
             os.environ.setdefault(k, v)
         os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
         self.moto = MotoServer()
-        self.mps = MpsEmulator(rate_limit=rate_limit, latency=latency)
+        self.mps = MpsEmulator(rate_limit=rate_limit, latency=latency, complete_after=complete_after,
+                               sqs_endpoint=self.moto.url)
 
     def start(self) -> "LocalStack":
         self.moto.start()
