@@ -18,6 +18,7 @@ Redaction (before anything is written or logged): ``S3SecretId``, ``S3SecretKey`
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -33,6 +34,7 @@ _SECRET_PARTS = ("secret", "token", "password")
 _TYPE_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+@functools.lru_cache(maxsize=4096)  # key names repeat across every notification: decide each once
 def is_secret_key(name: str) -> bool:
     low = name.lower()
     return low in _SECRET_KEYS or any(part in low for part in _SECRET_PARTS)
@@ -41,16 +43,25 @@ def is_secret_key(name: str) -> bool:
 def redact(value: Any) -> Any:
     """A deep copy of ``value`` with every secret-named key's value replaced by ``"***"``."""
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else redact(v))
-                for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and is_secret_key(k) and v not in (None, ""):
+                out[k] = REDACTED
+            else:
+                out[k] = redact(v) if isinstance(v, (dict, list)) else v
+        return out
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
 def canonical(value: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8: the bytes ``id`` hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _canonical_text(value).encode("utf-8")
+
+
+def _canonical_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def line_id(payload: Any) -> str:
@@ -78,7 +89,8 @@ def build_line(payload: Any, normalized: NormalizedCallback, source_type: str, s
                received_at: float) -> ArchiveLine:
     """Redact ``payload`` and serialize the archive line for it. ``received_at`` is UNIX seconds."""
     clean = redact(payload)
-    lid = line_id(clean)
+    payload_text = _canonical_text(clean)  # serialized once: hashed for the id and embedded in the line
+    lid = hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
     doc = {
         "id": lid,
         "received_at": utc_iso(received_at),
@@ -91,11 +103,11 @@ def build_line(payload: Any, normalized: NormalizedCallback, source_type: str, s
         "session_id": normalized.session_id,
         "object": normalized.source_object,
         "outputs": normalized.outputs,
-        "payload": clean,
     }
     if normalized.parse_error:
         doc["parse_error"] = normalized.parse_error
-    data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    data = f'{head[:-1]},"payload":{payload_text}}}\n'.encode("utf-8")
     ts = payload.get("Timestamp") if isinstance(payload, dict) else None
     return ArchiveLine(lid, normalized.event_type, data, normalized,
                        int(ts) if isinstance(ts, int) or (isinstance(ts, str) and ts.isdigit()) else None)

@@ -1,0 +1,171 @@
+"""Archive job throughput and memory against the local stack (moto S3 server in this process).
+
+    python3 tasks.py bench archive [--callbacks 10000] [--batch 100] [--mix schedule|mixed] [--rss-batch 1000]
+
+*Throughput*: ``--callbacks`` notifications (the emulator's ScheduleTask shapes, FINISH, some with failed
+subtasks; ``--mix mixed`` alternates ScheduleTask/WorkflowTask/EditMediaTask) go through
+``functions/archive/app.py:handler`` as SQS batches of ``--batch``. Reported: objects written, lines/s, and a check
+that every callback's id is in the archive exactly once. Targets: ≤ 100 objects for 10,000 callbacks in batches of
+100 (one event type), ≥ 2,000 lines/s.
+
+*Memory*: a child process archives one SQS batch of ``--rss-batch`` callbacks of about 10 KB each; its peak RSS is
+reported against the same child's RSS right after importing the handler and a bare interpreter's. Target ≤ 128 MB.
+Results also go to ``bench/results/archive.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "dev"))
+
+
+def notifications(n: int, mix: str, pad_to: int = 0) -> list[str]:
+    from mpslocal.notifications import edit_media_event, notification, task_event
+
+    out = []
+    for i in range(n):
+        key = f"uploads/batch/{i:06d} 视频.mp4"
+        info = {"Type": "COS", "CosInputInfo": {"Bucket": "media-1250000000", "Region": "ap-guangzhou", "Object": "/" + key}}
+        ctx = json.dumps({"v": 1, "src": "cos", "b": "media-1250000000", "k": key, "r": "videos"}, ensure_ascii=False)
+        kind = ("ScheduleTask", "WorkflowTask", "EditMediaTask")[i % 3] if mix == "mixed" else "ScheduleTask"
+        tid = f"1250000000-{kind}-{uuid.uuid4().hex}tt7"
+        if kind == "EditMediaTask":
+            et, ev = "EditMediaTask", edit_media_event(tid, f"/mps-output/edit_{i}.mp4", "media-1250000000", "ap-guangzhou")
+        else:
+            req = {"InputInfo": info, "OutputDir": "/mps-output/",
+                   **({"ScheduleId": 20001} if kind == "ScheduleTask" else
+                      {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}})}
+            et, ev = task_event(req, tid, "FINISH", -1 if i % 4 == 0 else None)
+        body = notification(et, ev, "mt1-" + hashlib.sha256(key.encode()).hexdigest()[:40], ctx, "bench-notify-key")
+        if pad_to:  # realistic bulk: AI results carry long segment lists
+            body[f"{et}Event"]["AiAnalysisResultSet"] = [{"Type": "Tag", "TagTask": {
+                "Status": "SUCCESS", "ErrCode": 0, "Message": "", "Output": {"TagSet": [
+                    {"Tag": f"tag-{j}", "Confidence": 0.9, "Segments": [j, j + 1]} for j in range(pad_to // 70)]}}}]
+        out.append(json.dumps(body, ensure_ascii=False))
+    return out
+
+
+def sqs_event(bodies: list[str]) -> dict:
+    return {"Records": [{"messageId": str(uuid.uuid4()), "receiptHandle": "rh", "body": b, "attributes": {},
+                         "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:mps-callbacks"} for b in bodies]}
+
+
+def load_handler():
+    spec = importlib.util.spec_from_file_location("archive_app", ROOT / "functions" / "archive" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+def vm_hwm_mib() -> float:
+    """Peak RSS of this process's address space (VmHWM). Unlike ru_maxrss it is not inherited from the parent's
+    high-water mark across fork/exec, so a child spawned by a big parent reports its own peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_child(n: int, endpoint: str, bucket: str) -> None:
+    """Child process: one batch of n callbacks of ~10 KB; prints RSS figures (MiB) as JSON."""
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "ARCHIVE_URI": f"s3://{bucket}/rss", "LOG_LEVEL": "warning",
+                       "AWS_DEFAULT_REGION": "us-east-1"})
+    handler = load_handler()
+    bodies = notifications(n, "schedule", pad_to=9000)
+    avg = sum(len(b.encode()) for b in bodies) / n
+    event = sqs_event(bodies)
+    del bodies
+    before = vm_hwm_mib()
+    result = handler(event, None)
+    peak = vm_hwm_mib()
+    print(json.dumps({"before_mib": round(before, 1), "peak_mib": round(peak, 1), "avg_bytes": round(avg),
+                      "failures": len(result["batchItemFailures"])}))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--callbacks", type=int, default=10000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--mix", choices=["schedule", "mixed"], default="schedule")
+    ap.add_argument("--rss-batch", type=int, default=1000)
+    ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare:
+        print(vm_hwm_mib())
+        return 0
+    if args.rss_child:
+        rss_child(int(args.rss_child[0]), args.rss_child[1], args.rss_child[2])
+        return 0
+
+    from mpslocal.stack import LocalStack
+
+    results: dict = {}
+    with LocalStack(rate_limit=None) as stack:
+        s3 = stack.boto3("s3")
+        bucket = f"bench-archive-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        os.environ.update({"AWS_ENDPOINT_URL": stack.moto.url, "ARCHIVE_URI": f"s3://{bucket}/callbacks",
+                           "LOG_LEVEL": "warning"})
+        handler = load_handler()
+        bodies = notifications(args.callbacks, args.mix)
+        ids = set()
+        from mps_triggers.archive import line_id, redact
+        for b in bodies:
+            ids.add(line_id(redact(json.loads(b))))
+        events = [sqs_event(bodies[i:i + args.batch]) for i in range(0, len(bodies), args.batch)]
+        handler(sqs_event(notifications(1, args.mix)), None)  # warm container
+        t = time.perf_counter()
+        failures = sum(len(handler(ev, None)["batchItemFailures"]) for ev in events)
+        seconds = time.perf_counter() - t
+        keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="callbacks/")
+                for o in p.get("Contents", [])]
+        archived: list[str] = []
+        for k in keys:
+            data = s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8")
+            archived.extend(json.loads(x)["id"] for x in data.splitlines())
+        missing = len(ids - set(archived))
+        dupes = len(archived) - len(set(archived))
+        batch_keys = [k for k in keys if len(k.rsplit("/", 1)[1]) == 32 + 6]
+        results["throughput"] = {"callbacks": args.callbacks, "batch": args.batch, "mix": args.mix,
+                                 "seconds": round(seconds, 2), "lines_per_s": round(args.callbacks / seconds),
+                                 "objects": len(keys) - 1, "missing": missing, "duplicate_lines": dupes - 0,
+                                 "failures": failures}
+        tp = results["throughput"]
+        print(f"archive throughput: {args.callbacks} callbacks ({args.mix}) in SQS batches of {args.batch}")
+        print(f"  {tp['seconds']} s, {tp['lines_per_s']} lines/s (target >= 2000), {tp['objects']} objects written "
+              f"(target <= {args.callbacks // args.batch}), missing ids {missing}, failures {failures}")
+        child = subprocess.run([sys.executable, __file__, "--rss-child", str(args.rss_batch), stack.moto.url, bucket],
+                               capture_output=True, text=True, env=os.environ)
+        if child.returncode != 0:
+            print(child.stderr)
+            return 1
+        rss = json.loads(child.stdout.strip().splitlines()[-1])
+    bare = subprocess.run([sys.executable, __file__, "--bare"], capture_output=True, text=True)
+    rss["bare_python_mib"] = round(float(bare.stdout), 1)
+    results["memory"] = {"batch": args.rss_batch, **rss}
+    print(f"archive memory: one SQS batch of {args.rss_batch} callbacks of ~{rss['avg_bytes'] / 1024:.1f} KB")
+    print(f"  peak RSS {rss['peak_mib']} MiB (target <= 128); after import + event built {rss['before_mib']} MiB; "
+          f"bare python {rss['bare_python_mib']} MiB; failures {rss['failures']}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "archive.json").write_text(json.dumps(results, indent=2))
+    ok = (missing == 0 and failures == 0 and tp["lines_per_s"] >= 2000 and rss["peak_mib"] <= 128
+          and (args.mix != "schedule" or tp["objects"] <= -(-args.callbacks // args.batch)))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
