@@ -33,6 +33,7 @@ CASES = {
     "submit app": ("import app", [str(ROOT / "functions" / "submit"), str(ROOT / "layers" / "core")]),
     "submit app + S3 client": ("import app, boto3; boto3.client('s3', region_name='us-east-1')",
                                [str(ROOT / "functions" / "submit"), str(ROOT / "layers" / "core")]),
+    "archive app": ("import app", [str(ROOT / "functions" / "archive"), str(ROOT / "layers" / "core")]),
 }
 
 

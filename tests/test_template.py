@@ -142,7 +142,9 @@ def test_every_sqs_fed_function_reports_partial_failures_with_dlq_and_visibility
     for name, props, queue in mappings:
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
         assert "MaximumConcurrency" in props.get("ScalingConfig", {}), name
-        assert props["BatchSize"] <= 10
+        # Lambda: batches above 10 from a standard queue need a batching window of at least 1 s
+        assert props["BatchSize"] <= 10 or props.get("MaximumBatchingWindowInSeconds", 0) >= 1, name
+        assert props["BatchSize"] <= 10000
         fn = res[props["FunctionName"]["Ref"]]["Properties"]
         q = res[queue]["Properties"]
         assert q["VisibilityTimeout"] >= 6 * fn["Timeout"], f"{queue}: visibility < 6 x {fn['Timeout']}"
@@ -191,9 +193,29 @@ def test_bucket_notifies_the_upload_queue_which_only_accepts_this_bucket(cfn):
 
 def test_function_environment_uses_documented_variables():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    resources = sam_template()["Resources"]
+    for fn in ("SubmitFunction", "ArchiveFunction"):
+        for name in resources[fn]["Properties"]["Environment"]["Variables"]:
+            assert f"`{name}`" in readme, f"{fn}: {name} is not documented in the README"
+
+
+def test_archive_function_url_and_least_privilege_write(cfn):
+    res = cfn["Resources"]
+    url = res["ArchiveFunctionUrl"]["Properties"]
+    assert url["AuthType"] == "NONE" and url["TargetFunctionArn"] == {"Ref": "ArchiveFunction"}
+    role = res["ArchiveFunctionRole"]["Properties"]
+    statements = [st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]]
+    assert [st["Action"] for st in statements] == ["s3:PutObject"]
+    assert statements[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}/*"}
+    assert res["ArchiveBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_submit_notifies_the_archive_function_and_guards_the_archive():
     env = sam_template()["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
-    for name in env:
-        assert f"`{name}`" in readme, f"{name} is not documented in the README"
+    assert "ArchiveFunctionUrl.FunctionUrl" in json.dumps(env["MPS_NOTIFY_URL"])
+    assert env["MPS_NOTIFY_SQS_QUEUE"] == {"Fn::If": ["NotifyBySqs", {"Fn::GetAtt": ["CallbackQueue", "QueueName"]}, ""]}
+    archive_env = sam_template()["Resources"]["ArchiveFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ARCHIVE_URI"] == archive_env["ARCHIVE_URI"]  # the submit job never submits the archive
 
 
 def test_layer_requirements_are_pinned_and_runtime_only():
