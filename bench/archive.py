@@ -126,22 +126,25 @@ def main() -> int:
         for b in bodies:
             ids.add(line_id(redact(json.loads(b))))
         events = [sqs_event(bodies[i:i + args.batch]) for i in range(0, len(bodies), args.batch)]
-        handler(sqs_event(notifications(1, args.mix)), None)  # warm container
+        def listing() -> set[str]:
+            return {o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="callbacks/")
+                    for o in p.get("Contents", [])}
+
+        handler(sqs_event(notifications(1, args.mix)), None)  # warm container (its object is not counted)
+        warm = listing()
         t = time.perf_counter()
         failures = sum(len(handler(ev, None)["batchItemFailures"]) for ev in events)
         seconds = time.perf_counter() - t
-        keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="callbacks/")
-                for o in p.get("Contents", [])]
+        keys = sorted(listing() - warm)
         archived: list[str] = []
         for k in keys:
             data = s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8")
             archived.extend(json.loads(x)["id"] for x in data.splitlines())
         missing = len(ids - set(archived))
         dupes = len(archived) - len(set(archived))
-        batch_keys = [k for k in keys if len(k.rsplit("/", 1)[1]) == 32 + 6]
         results["throughput"] = {"callbacks": args.callbacks, "batch": args.batch, "mix": args.mix,
                                  "seconds": round(seconds, 2), "lines_per_s": round(args.callbacks / seconds),
-                                 "objects": len(keys) - 1, "missing": missing, "duplicate_lines": dupes - 0,
+                                 "objects": len(keys), "missing": missing, "duplicate_lines": dupes,
                                  "failures": failures}
         tp = results["throughput"]
         print(f"archive throughput: {args.callbacks} callbacks ({args.mix}) in SQS batches of {args.batch}")

@@ -7,14 +7,13 @@ import json
 import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from mps_triggers import archive_job, storage
 from mps_triggers.mps import Credentials, MpsClient
 from mpslocal.runner import FunctionUrlServer, SqsEventSourceMapping
-from tests.conftest import EVENTS, load_app, load_event
+from tests.conftest import EVENTS, load_app
 
 NOTIFY_KEY = "loop-notify-key-secret"
 S3_KEY = "loop-s3-secret-key"

@@ -287,7 +287,7 @@ class Demo:
         if dupes1:
             print(f"Duplicate deliveries in round 1, rejected by SessionId: {', '.join(dupes1)}")
 
-        print(f"\nTasks and their archived FINISH line:")
+        print("\nTasks and their archived FINISH line:")
         _table(["object", "TaskId", "final status", "archive object (line id)"], finals)
         print(f"\nArchive objects ({sum(len(v) for v in archive.values())} lines in {len(archive)} objects):")
         _table(["object", "lines", "statuses"], [

@@ -22,8 +22,8 @@ from .archive import ArchiveLine, batch_objects, build_line, single_object
 from .batch import BoundedRunner, sqs_response
 from .callbacks import CallbackInvocation, HttpRequest, check_signature, normalize, parse_callback_event, unwrap
 from .config import ArchiveSettings, load_archive_settings
-from .exceptions import BatchProcessingError, ConfigError, EventError
-from .logs import log, request_id_of, set_context
+from .exceptions import BatchProcessingError, EventError
+from .logs import log, request_id_of, run_logged, set_context
 from .storage import ObjectStore, StorageError, open_store
 from .webhook import WebhookClient, WebhookError
 
@@ -229,14 +229,5 @@ def default_job() -> ArchiveJob:
 
 
 def run(event: Any, context: Any = None) -> ArchiveReport:
-    """Run the container's :func:`default_job` on one invocation."""
-    try:
-        job = default_job()
-    except ConfigError as exc:
-        log("error", "invalid configuration", variable=exc.variable, error=exc.problem)
-        raise
-    try:
-        return job.run(event, context)
-    except EventError as exc:
-        log("error", "unknown event shape", record=exc.record, field=exc.field, error=exc.problem)
-        raise
+    """Run the container's :func:`default_job` on one invocation (configuration and shape errors are logged)."""
+    return run_logged(default_job, event, context)

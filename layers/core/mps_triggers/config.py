@@ -147,6 +147,12 @@ class Route(BaseModel):
         return True
 
 
+def _check_url(v: str | None) -> str | None:
+    if v is not None and not re.match(r"^https?://[^/\s]+", v):
+        raise ValueError(f"must be an http(s) URL, got {v!r}")
+    return v
+
+
 def _check_dir(v: str) -> str:
     if not (v.startswith("/") and v.endswith("/")):
         raise ValueError(f"must start and end with '/' (MPS OutputDir), got {v!r}")
@@ -202,12 +208,7 @@ class Settings(BaseModel):
     def _dir(cls, v: str) -> str:
         return _check_dir(v)
 
-    @field_validator("mps_notify_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
-        return v
+    _url = field_validator("mps_notify_url")(lambda v: _check_url(v))
 
     @field_validator("archive_uri")
     @classmethod
@@ -403,12 +404,7 @@ class ArchiveSettings(BaseModel):
         parse_archive_uri(v)
         return v
 
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
-        return v
+    _url = field_validator("webhook_url")(lambda v: _check_url(v))
 
     @property
     def location(self) -> ArchiveLocation:

@@ -17,7 +17,10 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
+
+from .exceptions import ConfigError, EventError
+
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _threshold = _LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), 20)
@@ -46,3 +49,19 @@ def log(level: str, msg: str, stream: TextIO | None = None, **fields: Any) -> No
     line.update({k: v for k, v in fields.items() if v is not None})
     line["ts"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (stream or sys.stdout).write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+
+def run_logged(job_factory: Callable[[], Any], event: Any, context: Any) -> Any:
+    """Get the container's job (``job_factory``) and run it on one invocation. A :class:`ConfigError` (bad
+    environment) or an :class:`EventError` (an event of no known shape) is logged with what it names, then re-raised
+    so the platform reports the invocation as failed and nothing is acknowledged."""
+    try:
+        job = job_factory()
+    except ConfigError as exc:
+        log("error", "invalid configuration", variable=exc.variable, error=exc.problem)
+        raise
+    try:
+        return job.run(event, context)
+    except EventError as exc:
+        log("error", "unknown event shape", record=exc.record, field=exc.field, error=exc.problem)
+        raise

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from .batch import BoundedRunner, sqs_response
 from .config import Settings, load_settings
-from .exceptions import BatchProcessingError, ConfigError, EventError
-from .logs import log, request_id_of, set_context
+from .exceptions import BatchProcessingError, ConfigError
+from .logs import log, request_id_of, run_logged, set_context
 from .mps import MpsClient, MpsDuplicateSessionError, MpsError, RetryPolicy
 from .routing import Router, S3Credentials, Skip, Submission
 from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
@@ -212,14 +212,5 @@ def default_job() -> SubmitJob:
 
 
 def run(event: Any, context: Any = None) -> SubmitReport:
-    """Run the container's :func:`default_job` on one invocation."""
-    try:
-        job = default_job()
-    except ConfigError as exc:
-        log("error", "invalid configuration", variable=exc.variable, error=exc.problem)
-        raise
-    try:
-        return job.run(event, context)
-    except EventError as exc:
-        log("error", "unknown event shape", record=exc.record, field=exc.field, error=exc.problem)
-        raise
+    """Run the container's :func:`default_job` on one invocation (configuration and shape errors are logged)."""
+    return run_logged(default_job, event, context)
