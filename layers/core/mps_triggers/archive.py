@@ -32,6 +32,7 @@ REDACTED = "***"
 _SECRET_KEYS = {"s3secretid", "s3secretkey", "secretid", "secretkey", "notifykey"}
 _SECRET_PARTS = ("secret", "token", "password")
 _TYPE_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+_YEAR_2000, _YEAR_2100 = 946684800, 4102444800
 
 
 @functools.lru_cache(maxsize=4096)  # key names repeat across every notification: decide each once
@@ -108,9 +109,16 @@ def build_line(payload: Any, normalized: NormalizedCallback, source_type: str, s
         doc["parse_error"] = normalized.parse_error
     head = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     data = f'{head[:-1]},"payload":{payload_text}}}\n'.encode("utf-8")
+    return ArchiveLine(lid, normalized.event_type, data, normalized, _plausible_time(payload))
+
+
+def _plausible_time(payload: Any) -> int | None:
+    """The notification's ``Timestamp`` when it is a UNIX time between 2000 and 2100, else None."""
     ts = payload.get("Timestamp") if isinstance(payload, dict) else None
-    return ArchiveLine(lid, normalized.event_type, data, normalized,
-                       int(ts) if isinstance(ts, int) or (isinstance(ts, str) and ts.isdigit()) else None)
+    if isinstance(ts, bool) or not (isinstance(ts, int) or (isinstance(ts, str) and ts.isdigit())):
+        return None
+    ts = int(ts)
+    return ts if _YEAR_2000 <= ts <= _YEAR_2100 else None
 
 
 def object_key(prefix: str, event_type: str, when: float, name: str) -> str:

@@ -274,18 +274,25 @@ def normalize(doc: dict[str, Any]) -> NormalizedCallback:
     """Read the fields every consumer needs from a notification dict (already unwrapped). Never raises: a body
     that does not fit the models is still archived, with ``parse_error`` saying why."""
     event_type = str(doc.get("EventType") or "unknown")
-    parse_error = None
     try:
-        note = Notification.model_validate(doc)
-        raw_event = doc.get(EVENT_KEYS.get(event_type, f"{event_type}Event"))
-        event = TaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else None
+        return _normalize(doc, event_type)
     except ValidationError as exc:
-        note, event = None, None
-        parse_error = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        context = doc.get("SessionContext")
+        return NormalizedCallback(
+            event_type=event_type, task_id=_task_id_fallback(doc), status=None, failed=False, error=None,
+            session_id=doc["SessionId"] if isinstance(doc.get("SessionId"), str) else None,
+            source_object=source_object(context if isinstance(context, str) else None, None), outputs=[],
+            parse_error="; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]))
+
+
+def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
+    note = Notification.model_validate(doc)
+    raw_event = doc.get(EVENT_KEYS.get(event_type, f"{event_type}Event"))
+    event = TaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else None
     failed_subtasks: list[dict[str, Any]] = []
     outputs: list[str] = []
     if event is not None:
-        for kind, sub in event.subtasks():
+        for kind, sub in event.subtasks():  # validates each subtask: may raise ValidationError
             if sub.failed:
                 failed_subtasks.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode,
                                         "message": sub.Message})
@@ -299,18 +306,15 @@ def normalize(doc: dict[str, Any]) -> NormalizedCallback:
         error = {"code": event.ErrCodeExt or event.ErrCode, "message": event.Message}  # type: ignore[union-attr]
     elif failed_subtasks:
         error = {"subtasks": failed_subtasks}
-    session_context = note.SessionContext if note else doc.get("SessionContext")
     return NormalizedCallback(
         event_type=event_type,
         task_id=event.TaskId if event else _task_id_fallback(doc),
         status=event.Status if event else None,
         failed=task_failed or bool(failed_subtasks),
         error=error,
-        session_id=note.SessionId if note else None,
-        source_object=source_object(session_context if isinstance(session_context, str) else None,
-                                    (event.InputInfo if event else None)),
+        session_id=note.SessionId,
+        source_object=source_object(note.SessionContext, event.InputInfo if event else None),
         outputs=list(dict.fromkeys(outputs)),
-        parse_error=parse_error,
     )
 
 
