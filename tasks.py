@@ -3,7 +3,7 @@
 
     python3 tasks.py demo            run the submit job end to end on the local stack
     python3 tasks.py test [ARGS]     run the whole test suite (ARGS go to pytest)
-    python3 tasks.py bench NAME      run a benchmark from bench/ (cold_start, batch_latency)
+    python3 tasks.py bench NAME      run a benchmark from bench/ (cold_start, batch_latency, archive)
 
 Each command first makes sure `.venv/` exists and holds the pinned runtime and dev requirements
 (`layers/core/requirements.txt`, `dev/requirements.txt`); it reinstalls only when those files change.
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
     if not rest:
-        print("usage: python3 tasks.py bench {cold_start|batch_latency} [ARGS]")
+        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 
