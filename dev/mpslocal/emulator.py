@@ -55,6 +55,52 @@ _AUTH = re.compile(r"^TC3-HMAC-SHA256 Credential=([^/]+)/(\d{4}-\d{2}-\d{2})/([a
                    r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$")
 
 
+@dataclass
+class FaultPlan:
+    """Faults injected at random, per request, at the given rates (0..1), from a seeded RNG (reproducible runs).
+
+    Answered before the rate limiter, as a failing proxy or an overloaded front end would, so they do not use up
+    the account's 100 requests/s: ``throttle`` (RequestLimitExceeded), ``internal`` (InternalError), ``http5xx``
+    (HTTP 503), ``drop`` (connection closed unanswered), ``timeout`` (the request is processed, the answer comes
+    ``timeout_seconds`` late: the client gives up on a task MPS did accept). Callback faults: ``duplicate_callback``
+    sends a notification twice, ``reorder`` sends FINISH before PROCESSING (NotifyMode Change).
+    """
+
+    throttle: float = 0.0
+    internal: float = 0.0
+    http5xx: float = 0.0
+    drop: float = 0.0
+    timeout: float = 0.0
+    timeout_seconds: float = 2.0
+    duplicate_callback: float = 0.0
+    reorder: float = 0.0
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        import random
+
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < rate
+
+    def request_fault(self) -> str | None:
+        """The fault for one request, or None: one roll decides among all request faults."""
+        with self._lock:
+            r = self._rng.random()
+        for rate, fault in ((self.throttle, "RequestLimitExceeded"), (self.internal, "InternalError"),
+                            (self.http5xx, "HTTP503"), (self.drop, "drop"),
+                            (self.timeout, f"sleep:{self.timeout_seconds}")):
+            if r < rate:
+                return fault
+            r -= rate
+        return None
+
+
 class ApiError(Exception):
     def __init__(self, code: str, message: str) -> None:
         self.code, self.message = code, message
@@ -136,11 +182,13 @@ class MpsEmulator:
         self.complete_after = complete_after
         self.sqs_endpoint = sqs_endpoint
         self.fail_every = fail_every
+        self.plan: FaultPlan | None = None
         self.mps_trigger: Callable[[dict[str, Any]], Any] | None = None
         self.deliveries: list[Delivery] = []
         self.state = EmulatorState()
         self._lock = threading.Lock()
-        self._due: list[tuple[float, int, Task, str]] = []
+        self._due: list[tuple[float, int, Task, str, bool]] = []
+        self._bodies: dict[tuple[str, str], dict[str, Any]] = {}
         self._due_cv = threading.Condition()
         self._seq = 0
         self._senders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mps-notify")
@@ -224,6 +272,8 @@ class MpsEmulator:
         record = RequestRecord(at=time.time(), action=action, verdict="accepted")
         with self._lock:
             fault = self.state.faults.popleft() if self.state.faults else None
+        if fault is None and self.plan is not None:
+            fault = self.plan.request_fault()
         late = 0.0
         if fault is not None and fault.startswith("sleep:"):
             late, fault = float(fault[6:]), None
@@ -251,6 +301,9 @@ class MpsEmulator:
             response = {"Error": {"Code": exc.code, "Message": exc.message}, "RequestId": request_id}
         with self._lock:
             self.state.requests.append(record)
+        if late:
+            with self._lock:
+                self.state.requests.append(RequestRecord(record.at, action, "injected:timeout"))
         if self.latency or late:
             time.sleep(self.latency + late)
         return 200, {"Response": response}
@@ -317,17 +370,21 @@ class MpsEmulator:
             self.state.tasks.append(task)
         if self.complete_after is not None:
             notify = params.get("TaskNotifyConfig") or {}
+            plan = self.plan
             if notify.get("NotifyMode") == "Change":
-                self._schedule(task, "PROCESSING", self.complete_after / 2)
+                swap = plan is not None and plan.roll(plan.reorder)  # FINISH overtakes PROCESSING
+                self._schedule(task, "PROCESSING", self.complete_after * (1.2 if swap else 0.5))
             self._schedule(task, "FINISH", self.complete_after)
+            if plan is not None and plan.roll(plan.duplicate_callback):
+                self._schedule(task, "FINISH", self.complete_after * 1.5, duplicate=True)
         return task
 
     # --- completion and notification ------------------------------------------------------------------------
 
-    def _schedule(self, task: Task, status: str, delay: float) -> None:
+    def _schedule(self, task: Task, status: str, delay: float, duplicate: bool = False) -> None:
         with self._due_cv:
             self._seq += 1
-            heapq.heappush(self._due, (time.monotonic() + delay, self._seq, task, status))
+            heapq.heappush(self._due, (time.monotonic() + delay, self._seq, task, status, duplicate))
             self._due_cv.notify()
 
     def _run_scheduler(self) -> None:
@@ -337,9 +394,9 @@ class MpsEmulator:
                     self._due_cv.wait(timeout=(self._due[0][0] - time.monotonic()) if self._due else None)
                 if self._stopping:
                     return
-                _, _, task, status = heapq.heappop(self._due)
+                _, _, task, status, duplicate = heapq.heappop(self._due)
             try:
-                self._senders.submit(self._notify, task, status)
+                self._senders.submit(self._notify, task, status, duplicate)
             except RuntimeError:  # shutting down
                 return
 
@@ -347,15 +404,21 @@ class MpsEmulator:
         with self._due_cv:
             return len(self._due)
 
-    def _notify(self, task: Task, status: str) -> None:
+    def _notify(self, task: Task, status: str, duplicate: bool = False) -> None:
+        """Build (or, for a duplicate delivery, reuse) the notification of ``task`` at ``status`` and deliver it."""
         params = task.body
         notify = params.get("TaskNotifyConfig") or {}
-        fail_index = None
-        if self.fail_every and int(task.task_id.split("-")[-1][:8], 16) % self.fail_every == 0:
-            fail_index = -1  # the last subtask fails, the others succeed
-        event_type, event = task_event(params, task.task_id, status, fail_index)
-        body = notification(event_type, event, params.get("SessionId", ""), params.get("SessionContext", ""),
-                            notify.get("NotifyKey"))
+        with self._lock:
+            body = self._bodies.get((task.task_id, status)) if duplicate else None
+        if body is None:
+            fail_index = None
+            if self.fail_every and int(task.task_id.split("-")[-1][:8], 16) % self.fail_every == 0:
+                fail_index = -1  # the last subtask fails, the others succeed
+            event_type, event = task_event(params, task.task_id, status, fail_index)
+            body = notification(event_type, event, params.get("SessionId", ""), params.get("SessionContext", ""),
+                                notify.get("NotifyKey"))
+            with self._lock:
+                self._bodies[(task.task_id, status)] = body
         ntype = notify.get("NotifyType") or ("SCF" if not notify else "TDMQ-CMQ")
         attempts, error = 0, None
         for attempts in range(1, 4):
@@ -375,7 +438,8 @@ class MpsEmulator:
                 error = f"{type(exc).__name__}: {exc}"
                 time.sleep(0.2 * attempts)
         with self._lock:
-            self.deliveries.append(Delivery(task.task_id, status, ntype, error is None, attempts, error, body))
+            self.deliveries.append(Delivery(task.task_id, status + (" (duplicate)" if duplicate else ""), ntype,
+                                            error is None, attempts, error, body))
 
     def _post(self, url: str, body: dict[str, Any]) -> None:
         import httpx
@@ -558,11 +622,14 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, doc: Any) -> None:
             data = json.dumps(doc).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout): nothing to answer
+                self.close_connection = True
 
         def log_message(self, *args: Any) -> None:  # keep test and demo output clean
             pass

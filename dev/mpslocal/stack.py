@@ -13,8 +13,12 @@ Example::
 """
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
+import time
 from typing import Any
 
 from .emulator import MpsEmulator
@@ -25,12 +29,24 @@ COS_KEYS = ("AKIDlocalCOS", "local-cos-secret")
 
 
 class CosAuthShim:
-    """WSGI middleware: a COS-signed request keeps its signature in ``HTTP_X_COS_AUTHORIZATION``, and moto sees an
-    empty ``Authorization`` (which it treats as an authorised unsigned request)."""
+    """WSGI middleware in front of moto.
 
-    def __init__(self, app: Any) -> None:
+    - COS: a COS-signed request keeps its signature in ``HTTP_X_COS_AUTHORIZATION``, and moto sees an empty
+      ``Authorization`` (which it treats as an authorised unsigned request).
+    - Faults: ``write_failures`` maps a bucket name to the rate (0..1) at which object PUTs to it are answered
+      ``503 SlowDown`` (S3's and COS's "reduce your request rate"), from a seeded RNG. ``stats`` counts them.
+    - ``GET /_shim/stats`` answers the counters as JSON (for a moto running in another process).
+    """
+
+    def __init__(self, app: Any, write_failures: dict[str, float] | None = None, seed: int = 7) -> None:
+        import random
+
         self.app = app
         self.cos_requests = 0
+        self.write_failures = dict(write_failures or {})
+        self.stats = {"object_puts": 0, "failed_puts": 0}
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -38,21 +54,108 @@ class CosAuthShim:
             environ["HTTP_X_COS_AUTHORIZATION"] = auth
             environ["HTTP_AUTHORIZATION"] = ""
             self.cos_requests += 1
+        if environ.get("PATH_INFO") == "/_shim/stats":
+            body = json.dumps({**self.stats, "cos_requests": self.cos_requests}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        bucket = self._object_put_bucket(environ)
+        if bucket is not None:
+            with self._lock:
+                self.stats["object_puts"] += 1
+                fail = self._rng.random() < self.write_failures.get(bucket, 0.0)
+                self.stats["failed_puts"] += fail
+            if fail:
+                body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                        b"<Message>Please reduce your request rate.</Message></Error>")
+                start_response("503 Slow Down", [("Content-Type", "application/xml"),
+                                                 ("Content-Length", str(len(body)))])
+                return [body]
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _object_put_bucket(environ: dict[str, Any]) -> str | None:
+        """The bucket of an object PUT (path style ``/bucket/key`` or COS virtual host ``bucket.cos.…/key``)."""
+        if environ.get("REQUEST_METHOD") != "PUT":
+            return None
+        host = environ.get("HTTP_HOST", "")
+        path = environ.get("PATH_INFO", "").lstrip("/")
+        if ".cos." in host:
+            return host.split(".cos.")[0] if path else None
+        bucket, _, key = path.partition("/")
+        return bucket if key else None
+
+
+class _VisibleMessages:
+    """``Queue.messages`` for moto, lazily: iterating filters a snapshot as it goes (ReceiveMessage stops after 10),
+    ``len()`` counts them all (ApproximateNumberOfMessages). moto builds the full list on every receive."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def __iter__(self) -> Any:
+        return (m for m in list(self._queue._messages) if m.visible and not m.delayed)
+
+    def __len__(self) -> int:
+        return _counts(self._queue)[0]
+
+
+def _counts(queue: Any) -> tuple[int, int, int]:
+    """(visible, not visible, delayed) in one pass, cached for 100 ms per queue: SQS documents these counts as
+    approximate, and moto recomputes all three, each a full scan, several times per request."""
+    now = time.time() * 1000.0
+    cached = getattr(queue, "_mpslocal_counts", None)
+    if cached is not None and now - cached[0] < 100:
+        return cached[1]
+    visible = not_visible = delayed = 0
+    for m in list(queue._messages):  # moto's own definitions: Message.visible / Message.delayed
+        is_visible, is_delayed = now > m.visible_at, now < m.delayed_until
+        visible += is_visible and not is_delayed
+        not_visible += not is_visible
+        delayed += is_delayed
+    counts = (visible, not_visible, delayed)
+    queue._mpslocal_counts = (now, counts)
+    return counts
+
+
+def _speed_up_moto_sqs() -> None:
+    """Make moto's SQS usable with a 10,000-message backlog (dev-only; the same results, faster).
+
+    moto works out "now" through two datetime constructions for every queued message on every receive
+    (``unix_time_millis()``: 0.9 ms per queued message, so one receive on a 1,000-message backlog took 0.9 s), and
+    builds the list of every visible message to return 10. For "now" (no argument) ``unix_time`` is exactly
+    ``time.time()``; and ``Queue.messages`` is only iterated (until 10 are found) or counted.
+    """
+    import moto.sqs.models as sqs_models
+    from moto.core import utils
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else utils.unix_time(dt)
+
+    def unix_time_millis(dt: Any = None) -> float:
+        return time.time() * 1000.0 if dt is None else utils.unix_time_millis(dt)
+
+    sqs_models.unix_time, sqs_models.unix_time_millis = unix_time, unix_time_millis
+    queue = sqs_models.Queue
+    queue.messages = property(_VisibleMessages)  # type: ignore[assignment]
+    queue.approximate_number_of_messages = property(lambda q: _counts(q)[0])  # type: ignore[assignment]
+    queue.approximate_number_of_messages_not_visible = property(lambda q: _counts(q)[1])  # type: ignore[assignment]
+    queue.approximate_number_of_messages_delayed = property(lambda q: _counts(q)[2])  # type: ignore[assignment]
 
 
 class MotoServer:
     """moto in server mode on 127.0.0.1 (threaded werkzeug server), wrapped in :class:`CosAuthShim`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, write_failures: dict[str, float] | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
+
+        _speed_up_moto_sqs()
 
         class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:  # keep demo and test output readable
                 pass
 
-        self.shim = CosAuthShim(DomainDispatcherApplication(create_backend_app))
+        self.shim = CosAuthShim(DomainDispatcherApplication(create_backend_app), write_failures)
         self._server = make_server("127.0.0.1", port, self.shim, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
 
@@ -73,14 +176,41 @@ class MotoServer:
         self._server.server_close()
 
 
+class MotoProcess:
+    """The same moto server (with the shim) in a child process: heavy benchmarks keep it off this process's GIL.
+
+    ``stats()`` reads the shim's counters over HTTP.
+    """
+
+    def __init__(self, write_failures: dict[str, float] | None = None) -> None:
+        self._proc = subprocess.Popen([sys.executable, "-m", "mpslocal.stack", json.dumps(write_failures or {})],
+                                      stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        self.port = int(self._proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "MotoProcess":
+        return self
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+    def stats(self) -> dict[str, int]:
+        import httpx
+
+        return httpx.get(self.url + "/_shim/stats", timeout=10).json()
+
+
 class LocalStack:
     """moto server + MPS emulator, started together; hands out clients and the handler environment."""
 
-    def __init__(self, rate_limit: int | None = 100, latency: float = 0.0, complete_after: float | None = None) -> None:
+    def __init__(self, rate_limit: int | None = 100, latency: float = 0.0, complete_after: float | None = None,
+                 write_failures: dict[str, float] | None = None, moto_process: bool = False) -> None:
         for k, v in AWS_KEYS.items():
             os.environ.setdefault(k, v)
         os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
-        self.moto = MotoServer()
+        self.moto: Any = MotoProcess(write_failures) if moto_process else MotoServer(write_failures=write_failures)
         self.mps = MpsEmulator(rate_limit=rate_limit, latency=latency, complete_after=complete_after,
                                sqs_endpoint=self.moto.url)
 
@@ -119,3 +249,13 @@ class LocalStack:
         if token:
             env["MPS_SESSION_TOKEN"] = token
         return env
+
+
+if __name__ == "__main__":  # the child side of MotoProcess: serve until terminated, print the port first
+    server = MotoServer(write_failures=json.loads(sys.argv[1]) if len(sys.argv) > 1 else None).start()
+    print(server.port, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()

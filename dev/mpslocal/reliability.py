@@ -1,0 +1,344 @@
+"""Load and fault runs on the local stack (dev-only), shared by ``bench/burst.py``, ``bench/archive_faults.py`` and
+the reduced CI versions in ``tests/test_reliability.py``.
+
+:func:`run_burst`: uploads through the S3 queue and through the COS trigger, submitted by several function
+containers at once (Lambda's ``MaximumConcurrency``, SCF's concurrent async invocations) against the emulator's
+100 requests/s limit with injected throttling, 5xx and timeouts. Counts, by the emulator's SessionId records, what
+was submitted exactly once, twice, or never (and then whether it is in a DLQ with a reason).
+
+:func:`run_archive`: notifications delivered through SQS (batches of up to 100) and HTTP (a function URL), a share
+of them twice, while a share of the archive bucket's PUTs fail. Counts callback ids missing from the archive,
+duplicate lines, objects and lines/s.
+
+Locally the visibility timeout is scaled down with the function timeout (10 s and 20 s instead of 60 s and 360 s),
+so redeliveries happen within the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote_plus
+
+from .container import FunctionContainer
+from .emulator import FaultPlan
+from .runner import CosTrigger, FunctionUrlServer, SqsEventSourceMapping
+from .stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _queue(sqs: Any, name: str, visibility: int, max_receive: int = 5) -> tuple[str, str]:
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility), "RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive)})})["QueueUrl"]
+    return url, dlq
+
+
+def _drain_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not got:
+            return out
+        out.extend(got)
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                        for i, m in enumerate(got)])
+
+
+# --- burst ---------------------------------------------------------------------------------------------------------
+
+@dataclass
+class BurstResult:
+    """What a burst run measured (see :func:`run_burst`)."""
+
+    uploads_s3: int
+    uploads_cos: int
+    submitted_once: int = 0
+    submitted_twice_or_more: int = 0
+    lost: int = 0
+    in_dlq: int = 0
+    upload_seconds: float = 0.0
+    seconds: float = 0.0
+    ideal_seconds: float = 0.0
+    accepted_per_s: float = 0.0
+    limit_fraction: float = 0.0
+    sustained_per_s: float = 0.0
+    sustained_fraction: float = 0.0
+    mps_requests: int = 0
+    rejected_by_limit: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+    client_retries: int = 0
+    sqs_redeliveries: int = 0
+    scf_retries: int = 0
+    lost_examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int = 4, throttle: float = 0.10,
+              http5xx: float = 0.02, timeout: float = 0.01, drop: float = 0.0, rate_limit: int = 100,
+              max_seconds: float = 900.0, log_dir: Path | None = None, seed: int = 1) -> BurstResult:
+    """Run a burst; see the module docstring. ``concurrency`` containers per platform."""
+    log_dir = log_dir or ROOT / ".demo" / "burst"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for f in log_dir.glob("*.log"):
+        f.unlink()
+    result = BurstResult(s3_uploads, cos_uploads, ideal_seconds=(s3_uploads + cos_uploads) / rate_limit)
+    with LocalStack(rate_limit=rate_limit, moto_process=True) as stack:
+        stack.mps.plan = FaultPlan(throttle=throttle, http5xx=http5xx, timeout=timeout, drop=drop,
+                                   timeout_seconds=3.0, seed=seed)
+        s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
+        run_id = uuid.uuid4().hex[:6]
+        bucket, cos_bucket = f"burst-in-{run_id}", f"burst-cos-{run_id}-1250000000"
+        s3.create_bucket(Bucket=bucket)
+        s3.create_bucket(Bucket=cos_bucket)
+        queue, dlq = _queue(sqs, f"burst-uploads-{run_id}", visibility=20)
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        env = {k: v for k, v in stack.environment().items() if k.startswith(("MPS_", "AWS_"))}
+        env.update({"AWS_ENDPOINT_URL": stack.moto.url, "COS_ENDPOINT_URL": stack.moto.url, "PYTHONPATH": str(ROOT),
+                    "MPS_SCHEDULE_ID": "20001", "MPS_S3_SECRET_ID": "AKIABURST", "MPS_S3_SECRET_KEY": "burst-secret",
+                    "MPS_TIMEOUT": "2", "MPS_MAX_CONCURRENCY": "10", "MPS_MAX_ATTEMPTS": "8"})
+        containers: list[FunctionContainer] = []
+        mappings: list[SqsEventSourceMapping] = []
+        for i in range(concurrency):
+            c = FunctionContainer(f"submit-aws-{i}", ROOT / "functions/submit/app.py", env,
+                                  log_dir / f"submit-aws-{i}.log", timeout=10)
+            containers.append(c)
+            mappings.append(SqsEventSourceMapping(sqs, queue, c, batch_size=10, timeout=10, function_name=c.name))
+        scf = [FunctionContainer(f"submit-scf-{i}", ROOT / "functions/submit/app.py", env,
+                                 log_dir / f"submit-scf-{i}.log", platform="scf", timeout=10) for i in range(concurrency)]
+        containers.extend(scf)
+        cos_client = stack.cos("ap-guangzhou")
+        triggers = [CosTrigger(cos_client, cos_bucket, "ap-guangzhou", c) for c in scf]
+
+        # The backfill lands first (the upload queue fills up), then the consumers start: what is measured is how
+        # the submit side drains it against the MPS limit, not how fast moto accepts uploads.
+        with ThreadPoolExecutor(8) as uploaders:
+            t = time.monotonic()
+            list(uploaders.map(lambda i: s3.put_object(Bucket=bucket, Key=f"backfill/{i:06d} clip.mp4",
+                                                       Body=f"clip {i}".encode()), range(s3_uploads)))
+            result.upload_seconds = round(time.monotonic() - t, 1)
+        start = time.monotonic()
+        for m in mappings:
+            m.start()
+
+        def put_cos(i: int) -> None:
+            triggers[i % len(triggers)].put(f"backfill/{i:06d} 视频.mp4", f"cos clip {i}".encode())
+
+        with ThreadPoolExecutor(concurrency) as cos_workers:  # COS uploads invoke the function as they land
+            list(cos_workers.map(put_cos, range(cos_uploads)))
+        expected = {(bucket, f"backfill/{i:06d} clip.mp4") for i in range(s3_uploads)} | \
+                   {(cos_bucket, f"backfill/{i:06d} 视频.mp4") for i in range(cos_uploads)}
+        end = time.monotonic() + max_seconds
+        idle = 0
+        while time.monotonic() < end and idle < 3:
+            pending = mappings[0].pending()
+            idle = idle + 1 if pending == 0 else 0
+            time.sleep(0.5)
+        result.seconds = time.monotonic() - start
+        for m in mappings:
+            m.stop()
+        for c in containers:
+            c.close()
+
+        tasks = stack.mps.tasks
+        seen: dict[tuple[str, str], int] = {}
+        for t in tasks:
+            ctx = t.session_context or {}
+            seen[(ctx.get("b"), ctx.get("k"))] = seen.get((ctx.get("b"), ctx.get("k")), 0) + 1
+        result.submitted_once = sum(1 for k in expected if seen.get(k) == 1)
+        result.submitted_twice_or_more = sum(1 for k in expected if seen.get(k, 0) > 1)
+        dead = _drain_all(sqs, dlq)
+        dead_keys = set()
+        for m in dead:
+            for r in json.loads(m["Body"]).get("Records", []):
+                dead_keys.add((r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"])))
+        for t in triggers:
+            for inv in t.invocations:
+                if inv.error is not None:
+                    dead_keys.add((cos_bucket, inv.key))  # SCF would send it to the function's dead-letter queue
+        result.in_dlq = len(dead_keys & {k for k in expected if not seen.get(k)})
+        lost = [k for k in expected if not seen.get(k) and k not in dead_keys]
+        result.lost = len(lost)
+        result.lost_examples = [f"{b}/{k}" for b, k in lost[:5]]
+        accepted = sorted(t.received_at for t in tasks)
+        if len(accepted) > 20:
+            span = accepted[-1] - accepted[0]
+            result.accepted_per_s = round((len(accepted) - 1) / span, 1) if span > 0 else 0.0
+            result.limit_fraction = round(result.accepted_per_s / rate_limit, 3)
+            # sustained: the central 90 % of acceptances, without the warm-up and the redelivery tail
+            lo, hi = int(len(accepted) * 0.05), int(len(accepted) * 0.95)
+            mid = accepted[hi] - accepted[lo]
+            result.sustained_per_s = round((hi - lo) / mid, 1) if mid > 0 else 0.0
+            result.sustained_fraction = round(result.sustained_per_s / rate_limit, 3)
+        reqs = stack.mps.requests
+        result.mps_requests = len(reqs)
+        result.rejected_by_limit = sum(r.verdict == "RequestLimitExceeded" for r in reqs)
+        for r in reqs:
+            if r.verdict.startswith("injected:"):
+                kind = r.verdict.split(":", 1)[1].split(":")[0]
+                result.injected[kind] = result.injected.get(kind, 0) + 1
+        result.client_retries = sum(len(line.get("retried") or [])
+                                    for f in log_dir.glob("submit-*.log") for line in _json_lines(f))
+        result.sqs_redeliveries = sum(m.stats.received for m in mappings) - (s3_uploads + 1)  # + the TestEvent
+        result.scf_retries = sum(inv.attempts - 1 for t in triggers for inv in t.invocations)
+        result.seconds = round(result.seconds, 1)
+        result.ideal_seconds = round(result.ideal_seconds, 1)
+    return result
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("{")]
+
+
+# --- archive with faults ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ArchiveFaultResult:
+    """What an archive fault run measured (see :func:`run_archive`)."""
+
+    callbacks: int
+    via_sqs: int = 0
+    via_http: int = 0
+    deliveries: int = 0
+    missing: int = 0
+    duplicate_lines: int = 0
+    lines: int = 0
+    objects: int = 0
+    seconds: float = 0.0
+    lines_per_s: float = 0.0
+    injected_put_failures: int = 0
+    object_puts: int = 0
+    sqs_record_failures: int = 0
+    http_retries: int = 0
+    in_dlq: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: float = 0.05,
+                duplicate: float = 0.10, seed: int = 3) -> ArchiveFaultResult:
+    """Run an archive fault run; see the module docstring."""
+    import random
+
+    import httpx
+
+    from mps_triggers import archive_job, storage
+    from mps_triggers.archive import line_id, redact
+
+    from .notifications import notification, task_event
+
+    rng = random.Random(seed)
+    result = ArchiveFaultResult(callbacks)
+    run_id = uuid.uuid4().hex[:6]
+    bucket = f"archive-faults-{run_id}"
+    notify_key = "faults-notify-key"
+    with LocalStack(moto_process=True, write_failures={bucket: write_failure}) as stack:
+        s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
+        s3.create_bucket(Bucket=bucket)
+        queue, dlq = _queue(sqs, f"callbacks-{run_id}", visibility=5)
+        saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "ARCHIVE_URI", "MPS_NOTIFY_KEY", "LOG_LEVEL")}
+        os.environ.update({"AWS_ENDPOINT_URL": stack.moto.url, "ARCHIVE_URI": f"s3://{bucket}/callbacks",
+                           "MPS_NOTIFY_KEY": notify_key, "LOG_LEVEL": "error"})
+        archive_job.default_job.cache_clear()
+        storage._stores.clear()
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("archive_app_faults", ROOT / "functions/archive/app.py")
+        app = importlib.util.module_from_spec(spec)
+        assert spec and spec.loader
+        spec.loader.exec_module(app)
+        server = FunctionUrlServer(app.handler)
+        try:
+            bodies, ids = [], set()
+            for i in range(callbacks):
+                kind = i % 2
+                key = f"uploads/{i:06d}.mp4"
+                req = {"InputInfo": {"Type": "COS", "CosInputInfo": {"Bucket": "m-1250000000", "Region": "ap-guangzhou",
+                                                                      "Object": "/" + key}},
+                       "OutputDir": "/mps-output/", **({"ScheduleId": 1} if kind == 0 else
+                                                       {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}})}
+                et, ev = task_event(req, f"1250000000-{'ScheduleTask' if kind == 0 else 'WorkflowTask'}-{uuid.uuid4().hex}tt7")
+                body = notification(et, ev, f"mt1-{i}", json.dumps({"v": 1, "src": "cos", "b": "m-1250000000", "k": key}),
+                                    notify_key)
+                bodies.append(body)
+                ids.add(line_id(redact(body)))
+            plan = []
+            for body in bodies:
+                times = 2 if rng.random() < duplicate else 1
+                via = "sqs" if rng.random() < sqs_share else "http"
+                plan.extend([(via, body)] * times)
+            rng.shuffle(plan)
+            result.via_sqs = sum(1 for v, _ in plan if v == "sqs")
+            result.via_http = len(plan) - result.via_sqs
+            result.deliveries = len(plan)
+            mapping = SqsEventSourceMapping(sqs, queue, app.handler, batch_size=100, batching_window=0.2,
+                                            function_name="archive", timeout=30)
+            http = httpx.Client(timeout=30)
+            retries = [0]
+            lock = threading.Lock()
+
+            def post(body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                for attempt in range(6):  # MPS sends a URL callback again when it is not answered 200
+                    resp = http.post(server.url, content=data, headers={"Content-Type": "application/json"})
+                    if resp.status_code == 200:
+                        return
+                    with lock:
+                        retries[0] += 1
+                    time.sleep(0.05 * (attempt + 1))
+                raise RuntimeError(f"callback refused {resp.status_code}: {resp.text}")
+
+            start = time.monotonic()
+            mapping.start()
+            sqs_bodies = [json.dumps(b) for v, b in plan if v == "sqs"]
+            for i in range(0, len(sqs_bodies), 10):
+                sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": b}
+                                                                for j, b in enumerate(sqs_bodies[i:i + 10])])
+            with ThreadPoolExecutor(4) as senders:
+                list(senders.map(post, [b for v, b in plan if v == "http"]))
+            idle = 0
+            while idle < 3:
+                idle = idle + 1 if mapping.pending() == 0 else 0
+                time.sleep(0.3)
+            result.seconds = round(time.monotonic() - start, 2)
+            mapping.stop()
+            http.close()
+            result.sqs_record_failures = mapping.stats.reported_failures
+            result.http_retries = retries[0]
+            result.in_dlq = len(_drain_all(sqs, dlq))
+            archived: list[str] = []
+            keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                    for o in p.get("Contents", [])]
+            for k in keys:
+                data = s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8")
+                archived.extend(json.loads(x)["id"] for x in data.splitlines())
+            result.objects = len(keys)
+            result.lines = len(archived)
+            result.missing = len(ids - set(archived))
+            result.duplicate_lines = len(archived) - len(set(archived))
+            result.lines_per_s = round(len(set(archived)) / result.seconds, 1)
+            stats = stack.moto.stats()
+            result.injected_put_failures, result.object_puts = stats["failed_puts"], stats["object_puts"]
+        finally:
+            server.stop()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            archive_job.default_job.cache_clear()
+            storage._stores.clear()
+    return result
