@@ -28,13 +28,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--s3", type=int, default=10000)
     ap.add_argument("--cos", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=8, help="containers per platform (template: MaximumConcurrency 8)")
     ap.add_argument("--throttle", type=float, default=0.10)
     ap.add_argument("--http5xx", type=float, default=0.02)
     ap.add_argument("--timeout", type=float, default=0.01)
     ap.add_argument("--drop", type=float, default=0.0)
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every MPS answer")
+    ap.add_argument("--batch", type=int, default=10, help="SQS batch size of the submit function")
     args = ap.parse_args()
-    r = run_burst(args.s3, args.cos, args.concurrency, args.throttle, args.http5xx, args.timeout, args.drop)
+    r = run_burst(args.s3, args.cos, args.concurrency, args.throttle, args.http5xx, args.timeout, args.drop,
+                  latency=args.latency, batch_size=args.batch)
     rows = [
         ("uploads (S3 queue / COS trigger)", f"{r.uploads_s3} / {r.uploads_cos}"),
         ("faults injected", f"throttle {args.throttle:.0%}, 5xx {args.http5xx:.0%}, timeout {args.timeout:.0%}, "

@@ -82,6 +82,26 @@ def test_transient_errors_give_up_after_max_attempts(client, mps):
     assert len(mps.requests) == 4
 
 
+def test_throttling_is_retried_past_max_attempts_until_its_own_bound(mps):
+    """A per-second limit frees within a second: throttles do not use up max_attempts (other errors do)."""
+    sid = next(iter(mps.credentials))
+    c = MpsClient(mps.url, Credentials(sid, mps.credentials[sid][0]),
+                  retry=RetryPolicy(max_attempts=2, base=0.01, cap=0.02, max_throttled_attempts=6))
+    mps.inject("RequestLimitExceeded", times=5)
+    result = c.process_media(body("th1"))
+    assert result.attempts == 6 and result.retried.count("RequestLimitExceeded") == 5
+    mps.inject("RequestLimitExceeded", times=10)
+    with pytest.raises(m.MpsThrottlingError):
+        c.process_media(body("th2"))
+    assert len([r for r in mps.requests if r.verdict.startswith("injected")]) == 11
+    mps.state.faults.clear()
+    mps.inject("RequestLimitExceeded", times=1)
+    mps.inject("InternalError", times=2)
+    with pytest.raises(m.MpsServerError):  # 2 non-throttling failures exhaust max_attempts=2
+        c.process_media(body("th3"))
+    c.close()
+
+
 def test_signature_expire_is_retried_once(client, mps):
     mps.inject("AuthFailure.SignatureExpire", times=1)
     assert client.process_media(body("e1")).attempts == 2

@@ -86,14 +86,16 @@ class BurstResult:
 
 def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int = 4, throttle: float = 0.10,
               http5xx: float = 0.02, timeout: float = 0.01, drop: float = 0.0, rate_limit: int = 100,
-              max_seconds: float = 900.0, log_dir: Path | None = None, seed: int = 1) -> BurstResult:
-    """Run a burst; see the module docstring. ``concurrency`` containers per platform."""
+              max_seconds: float = 900.0, log_dir: Path | None = None, seed: int = 1,
+              latency: float = 0.0, batch_size: int = 10) -> BurstResult:
+    """Run a burst; see the module docstring. ``concurrency`` containers per platform; ``latency`` seconds are added
+    to every MPS answer (the round trip from an AWS region to MPS)."""
     log_dir = log_dir or ROOT / ".demo" / "burst"
     log_dir.mkdir(parents=True, exist_ok=True)
     for f in log_dir.glob("*.log"):
         f.unlink()
     result = BurstResult(s3_uploads, cos_uploads, ideal_seconds=(s3_uploads + cos_uploads) / rate_limit)
-    with LocalStack(rate_limit=rate_limit, moto_process=True) as stack:
+    with LocalStack(rate_limit=rate_limit, moto_process=True, latency=latency) as stack:
         stack.mps.plan = FaultPlan(throttle=throttle, http5xx=http5xx, timeout=timeout, drop=drop,
                                    timeout_seconds=3.0, seed=seed)
         s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
@@ -115,7 +117,8 @@ def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int
             c = FunctionContainer(f"submit-aws-{i}", ROOT / "functions/submit/app.py", env,
                                   log_dir / f"submit-aws-{i}.log", timeout=10)
             containers.append(c)
-            mappings.append(SqsEventSourceMapping(sqs, queue, c, batch_size=10, timeout=10, function_name=c.name))
+            mappings.append(SqsEventSourceMapping(sqs, queue, c, batch_size=batch_size, timeout=10, function_name=c.name,
+                                                  batching_window=1.0 if batch_size > 10 else 0.0))
         scf = [FunctionContainer(f"submit-scf-{i}", ROOT / "functions/submit/app.py", env,
                                  log_dir / f"submit-scf-{i}.log", platform="scf", timeout=10) for i in range(concurrency)]
         containers.extend(scf)

@@ -187,13 +187,16 @@ class RetryPolicy:
     """Capped exponential backoff with full jitter: attempt n waits ``uniform(0, min(cap, base * 2**n))`` seconds.
 
     Retries stop after ``max_attempts`` attempts, or earlier when the next wait plus one request would not fit in
-    the time left (the invocation's deadline minus ``safety_margin`` seconds).
+    the time left (the invocation's deadline minus ``safety_margin`` seconds). Throttling (a per-second limit that
+    frees within a second) is retried until the deadline, up to ``max_throttled_attempts``: giving up early would
+    only send the record back to its queue for a visibility timeout, and the SessionId makes every repeat safe.
     """
 
     max_attempts: int = 6
-    base: float = 0.2
-    cap: float = 5.0
+    base: float = 0.1
+    cap: float = 2.0
     safety_margin: float = 1.0
+    max_throttled_attempts: int = 30
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))
@@ -265,11 +268,13 @@ class MpsClient:
         """Send one API action with retries on transient errors (see :class:`RetryPolicy`)."""
         payload = json.dumps(params, separators=(",", ":")).encode("ascii")
         retried: list[str] = []
-        attempt = 0
+        attempt = throttled = 0
         while True:
             attempt += 1
             try:
                 return CallResult(self._send(action, payload, deadline), attempt, tuple(retried))
+            except MpsThrottlingError as exc:
+                error, throttled = exc, throttled + 1
             except MpsTransientError as exc:
                 error = exc
             except MpsAuthError as exc:
@@ -277,7 +282,7 @@ class MpsClient:
                 if exc.code != "AuthFailure.SignatureExpire" or "AuthFailure.SignatureExpire" in retried:
                     raise
                 error = exc
-            if attempt >= self.retry.max_attempts:
+            if attempt - throttled >= self.retry.max_attempts or throttled >= self.retry.max_throttled_attempts:
                 raise error
             wait = self.retry.delay(attempt - 1)
             if deadline is not None and time.monotonic() + wait + self.retry.safety_margin + 0.1 > deadline:
