@@ -35,9 +35,10 @@ def main() -> int:
     ap.add_argument("--drop", type=float, default=0.0)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every MPS answer")
     ap.add_argument("--batch", type=int, default=10, help="SQS batch size of the submit function")
+    ap.add_argument("--duplicates", type=float, default=0.0, help="rate of upload messages delivered twice")
     args = ap.parse_args()
     r = run_burst(args.s3, args.cos, args.concurrency, args.throttle, args.http5xx, args.timeout, args.drop,
-                  latency=args.latency, batch_size=args.batch)
+                  latency=args.latency, batch_size=args.batch, duplicate_uploads=args.duplicates)
     rows = [
         ("uploads (S3 queue / COS trigger)", f"{r.uploads_s3} / {r.uploads_cos}"),
         ("faults injected", f"throttle {args.throttle:.0%}, 5xx {args.http5xx:.0%}, timeout {args.timeout:.0%}, "
@@ -52,6 +53,7 @@ def main() -> int:
         ("MPS requests / rejected by the 100/s limit", f"{r.mps_requests} / {r.rejected_by_limit}"),
         ("retries: in-invocation / SQS redeliveries / SCF re-invocations",
          f"{r.client_retries} / {r.sqs_redeliveries} / {r.scf_retries}"),
+        ("upload messages delivered twice (injected)", r.duplicated_uploads),
     ]
     width = max(len(k) for k, _ in rows)
     print("burst benchmark")

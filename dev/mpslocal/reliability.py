@@ -10,7 +10,7 @@ was submitted exactly once, twice, or never (and then whether it is in a DLQ wit
 of them twice, while a share of the archive bucket's PUTs fail. Counts callback ids missing from the archive,
 duplicate lines, objects and lines/s.
 
-Locally the visibility timeout is scaled down with the function timeout (10 s and 20 s instead of 60 s and 360 s),
+Locally the function timeout and the visibility timeout are scaled down (20 s and 40 s instead of 60 s and 360 s),
 so redeliveries happen within the run.
 """
 from __future__ import annotations
@@ -76,6 +76,7 @@ class BurstResult:
     rejected_by_limit: int = 0
     injected: dict[str, int] = field(default_factory=dict)
     client_retries: int = 0
+    duplicated_uploads: int = 0
     sqs_redeliveries: int = 0
     scf_retries: int = 0
     lost_examples: list[str] = field(default_factory=list)
@@ -87,7 +88,8 @@ class BurstResult:
 def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int = 4, throttle: float = 0.10,
               http5xx: float = 0.02, timeout: float = 0.01, drop: float = 0.0, rate_limit: int = 100,
               max_seconds: float = 900.0, log_dir: Path | None = None, seed: int = 1,
-              latency: float = 0.0, batch_size: int = 10) -> BurstResult:
+              latency: float = 0.0, batch_size: int = 10, function_timeout: float = 20.0,
+              duplicate_uploads: float = 0.0) -> BurstResult:
     """Run a burst; see the module docstring. ``concurrency`` containers per platform; ``latency`` seconds are added
     to every MPS answer (the round trip from an AWS region to MPS)."""
     log_dir = log_dir or ROOT / ".demo" / "burst"
@@ -103,7 +105,7 @@ def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int
         bucket, cos_bucket = f"burst-in-{run_id}", f"burst-cos-{run_id}-1250000000"
         s3.create_bucket(Bucket=bucket)
         s3.create_bucket(Bucket=cos_bucket)
-        queue, dlq = _queue(sqs, f"burst-uploads-{run_id}", visibility=20)
+        queue, dlq = _queue(sqs, f"burst-uploads-{run_id}", visibility=int(function_timeout * 2))
         arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
             "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
@@ -115,12 +117,14 @@ def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int
         mappings: list[SqsEventSourceMapping] = []
         for i in range(concurrency):
             c = FunctionContainer(f"submit-aws-{i}", ROOT / "functions/submit/app.py", env,
-                                  log_dir / f"submit-aws-{i}.log", timeout=10)
+                                  log_dir / f"submit-aws-{i}.log", timeout=function_timeout)
             containers.append(c)
-            mappings.append(SqsEventSourceMapping(sqs, queue, c, batch_size=batch_size, timeout=10, function_name=c.name,
+            mappings.append(SqsEventSourceMapping(sqs, queue, c, batch_size=batch_size, timeout=function_timeout,
+                                                  function_name=c.name, duplicate_rate=duplicate_uploads, seed=i,
                                                   batching_window=1.0 if batch_size > 10 else 0.0))
         scf = [FunctionContainer(f"submit-scf-{i}", ROOT / "functions/submit/app.py", env,
-                                 log_dir / f"submit-scf-{i}.log", platform="scf", timeout=10) for i in range(concurrency)]
+                                 log_dir / f"submit-scf-{i}.log", platform="scf", timeout=function_timeout)
+               for i in range(concurrency)]
         containers.extend(scf)
         cos_client = stack.cos("ap-guangzhou")
         triggers = [CosTrigger(cos_client, cos_bucket, "ap-guangzhou", c) for c in scf]
@@ -194,7 +198,8 @@ def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int
                 result.injected[kind] = result.injected.get(kind, 0) + 1
         result.client_retries = sum(len(line.get("retried") or [])
                                     for f in log_dir.glob("submit-*.log") for line in _json_lines(f))
-        result.sqs_redeliveries = sum(m.stats.received for m in mappings) - (s3_uploads + 1)  # + the TestEvent
+        result.duplicated_uploads = sum(m.duplicated for m in mappings)
+        result.sqs_redeliveries = sum(m.stats.received for m in mappings) - (s3_uploads + 1) - result.duplicated_uploads
         result.scf_retries = sum(inv.attempts - 1 for t in triggers for inv in t.invocations)
         result.seconds = round(result.seconds, 1)
         result.ideal_seconds = round(result.ideal_seconds, 1)

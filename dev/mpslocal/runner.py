@@ -48,6 +48,9 @@ class MappingStats:
     deleted: int = 0
     reported_failures: int = 0
     function_errors: int = 0
+    delete_failures: int = 0
+    max_receive_count: int = 0
+    max_invocation_seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
 
@@ -55,12 +58,16 @@ class SqsEventSourceMapping:
     """Polls ``queue_url`` and feeds ``handler`` like Lambda does. ``timeout`` is the function timeout (s)."""
 
     def __init__(self, sqs: Any, queue_url: str, handler: Handler, batch_size: int = 10, timeout: float = 60.0,
-                 function_name: str = "SubmitFunction", region: str = "us-east-1", batching_window: float = 0.0) -> None:
+                 function_name: str = "SubmitFunction", region: str = "us-east-1", batching_window: float = 0.0,
+                 duplicate_rate: float = 0.0, seed: int = 5) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.handler = handler
         self.batch_size = batch_size
         self.batching_window = batching_window
+        self.duplicate_rate = duplicate_rate
+        self._rng = __import__("random").Random(seed)
+        self.duplicated = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeout = timeout
@@ -93,14 +100,23 @@ class SqsEventSourceMapping:
             return 0
         self.stats.received += len(messages)
         self.bodies.extend(m["Body"] for m in messages)
+        dupes = [m["Body"] for m in messages if self.duplicate_rate and self._rng.random() < self.duplicate_rate]
+        if dupes:  # at-least-once: the same message delivered again later (injected)
+            self.duplicated += len(dupes)
+            self.redeliver(dupes)
         event = {"Records": [self._record(m) for m in messages]}
         failed = self._invoke(event)
         done = [m for m in messages if m["MessageId"] not in failed]
         for i in range(0, len(done), 10):
             chunk = done[i:i + 10]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+            resp = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(j), "ReceiptHandle": m["ReceiptHandle"]} for j, m in enumerate(chunk)])
-        self.stats.deleted += len(done)
+            for f in resp.get("Failed", []):
+                self.stats.delete_failures += 1
+                self.stats.errors.append(f"delete failed: {f.get('Code')} {f.get('Message')}")
+            self.stats.deleted += len(chunk) - len(resp.get("Failed", []))
+        self.stats.max_receive_count = max([self.stats.max_receive_count] + [
+            int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)) for m in messages])
         return len(messages)
 
     def drain(self, idle_rounds: int = 3, max_seconds: float = 120.0) -> MappingStats:
@@ -152,12 +168,15 @@ class SqsEventSourceMapping:
         """Invoke; return the messageIds to leave on the queue (all of them on a function error)."""
         all_ids = {r["messageId"] for r in event["Records"]}
         self.stats.invocations += 1
+        started = time.monotonic()
         try:
             result = self.handler(event, LambdaContext(self.function_name, self.timeout))
         except Exception as exc:
             self.stats.function_errors += 1
             self.stats.errors.append(f"{type(exc).__name__}: {exc}")
             return all_ids
+        finally:
+            self.stats.max_invocation_seconds = max(self.stats.max_invocation_seconds, time.monotonic() - started)
         if result is None or result == {} or result.get("batchItemFailures") in (None, []):
             return set()
         ids = [f.get("itemIdentifier") for f in result["batchItemFailures"]]
