@@ -243,7 +243,7 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
 
     import httpx
 
-    from mps_triggers import archive_job, storage
+    from mps_triggers import archive_job, logs, storage
     from mps_triggers.archive import line_id, redact
 
     from .notifications import notification, task_event
@@ -262,6 +262,7 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
                            "MPS_NOTIFY_KEY": notify_key, "LOG_LEVEL": "error"})
         archive_job.default_job.cache_clear()
         storage._stores.clear()
+        logs.set_level("error")
         import importlib.util
 
         spec = importlib.util.spec_from_file_location("archive_app_faults", ROOT / "functions/archive/app.py")
@@ -349,4 +350,5 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
                     os.environ[k] = v
             archive_job.default_job.cache_clear()
             storage._stores.clear()
+            logs.set_level(os.environ.get("LOG_LEVEL", "info"))
     return result

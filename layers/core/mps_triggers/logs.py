@@ -27,6 +27,12 @@ _threshold = _LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), 20)
 _context: dict[str, Any] = {}
 
 
+def set_level(level: str) -> None:
+    """Change the threshold set by ``LOG_LEVEL`` (``debug``, ``info``, ``warning``, ``error``)."""
+    global _threshold
+    _threshold = _LEVELS.get(level.lower(), 20)
+
+
 def request_id_of(context: Any) -> str | None:
     """The invocation's request id: Lambda's ``context.aws_request_id`` or SCF's ``context["request_id"]``."""
     if isinstance(context, dict):
