@@ -99,10 +99,12 @@ def parse_callback_event(event: Any, request_id: str | None = None) -> CallbackI
 
 def _http_request(event: dict[str, Any], request_id: str | None) -> HttpRequest:
     ctx = event.get("requestContext") if isinstance(event.get("requestContext"), dict) else {}
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    raw_headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
+    headers = {str(k).lower(): str(v) for k, v in raw_headers.items()}
     if isinstance(ctx.get("http"), dict):  # Lambda function URL / HTTP API payload 2.0
         method = ctx["http"].get("method", "")
-        query = dict(parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True))
+        raw_query = event.get("rawQueryString")
+        query = dict(parse_qsl(raw_query if isinstance(raw_query, str) else "", keep_blank_values=True))
         platform = "lambda"
         rid = ctx.get("requestId")
     else:  # API Gateway payload 1.0, SCF API gateway, SCF function URL

@@ -1,0 +1,180 @@
+"""Property tests (hypothesis) over the upload-event normalizer, the callback parser and the signature check.
+
+- Random and mutated real events never raise anything but the project's typed errors.
+- A routed submission never lies outside the routes or inside an output dir or the archive location.
+- A rejected callback never writes anything.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from mps_triggers.archive_job import ArchiveJob
+from mps_triggers.callbacks import check_signature, expected_sign, parse_callback_event
+from mps_triggers.config import load_archive_settings, load_settings
+from mps_triggers.exceptions import EventError, MpsTriggersError
+from mps_triggers.routing import Router, Submission
+from mps_triggers.uploads import UploadedObject, parse_upload_event
+from tests.conftest import EVENTS, load_event
+
+scalars = st.none() | st.booleans() | st.integers(min_value=-(2**64), max_value=2**64) | \
+    st.floats(allow_nan=True) | st.text(max_size=30)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
+                           st.dictionaries(st.text(max_size=15), inner, max_size=5), max_leaves=30)
+UPLOAD_SAMPLES = ["s3_put.json", "sqs_s3_put.json", "sqs_sns_s3_put.json", "eventbridge_s3.json",
+                  "sqs_eventbridge_s3.json", "sqs_s3_testevent.json", "cos_put.json"]
+CALLBACK_SAMPLES = [p.name for p in sorted(EVENTS.glob("*.json")) if p.name not in UPLOAD_SAMPLES and p.name != "README.md"]
+
+
+def mutate(doc, data):
+    """Replace one value anywhere in ``doc`` (JSON strings inside it included) with arbitrary JSON."""
+    paths = []
+
+    def walk(v, path):
+        paths.append(path)
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, path + [k])
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, path + [i])
+    walk(doc, [])
+    path = data.draw(st.sampled_from(paths[1:]))
+    target = doc
+    for p in path[:-1]:
+        target = target[p]
+    value = target[path[-1]]
+    if isinstance(value, str) and value.startswith("{") and data.draw(st.booleans()):
+        inner = json.loads(value)  # an SQS body or SNS Message: mutate inside it
+        target[path[-1]] = json.dumps(mutate(inner, data)) if isinstance(inner, dict) and len(inner) else value
+    else:
+        target[path[-1]] = data.draw(json_values)
+    return doc
+
+
+# --- upload events -----------------------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_random_upload_events_raise_only_event_errors(event):
+    try:
+        parse_upload_event(event)
+    except EventError:
+        pass
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(UPLOAD_SAMPLES), st.data())
+def test_mutated_upload_events_fail_only_their_record(name, data):
+    event = mutate(load_event(name), data)
+    try:
+        parsed = parse_upload_event(event)
+    except EventError:
+        return
+    for rec in parsed.records:
+        assert rec.error is None or isinstance(rec.error, EventError)
+        for obj in rec.objects:
+            assert isinstance(obj.key, str) and obj.key and isinstance(obj.bucket, str) and obj.bucket
+            assert obj.size is None or obj.size >= 0
+
+
+ROUTES = [{"name": "videos", "prefix": "in/", "suffixes": [".mp4", ".MOV"], "schedule_id": 1},
+          {"name": "cos", "storage": "cos", "bucket": "media-1250000000", "schedule_id": 2}]
+ROUTER = Router(load_settings({"MPS_SECRET_ID": "id", "MPS_SECRET_KEY": "k", "MPS_ROUTES": json.dumps(ROUTES),
+                               "ARCHIVE_URI": "s3://media/archive/"}))
+keys = st.one_of(st.text(min_size=1, max_size=40),
+                 st.builds(lambda a, b, c: a + b + c, st.sampled_from(["in/", "mps-output/", "archive/", "", "in/x/"]),
+                           st.text(max_size=12), st.sampled_from([".mp4", ".MP4", ".mov", ".txt", "/", ""])))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["s3", "cos"]), st.sampled_from(["media", "media-1250000000", "other"]), keys,
+       st.none() | st.integers(min_value=0, max_value=10**12))
+def test_nothing_outside_the_routes_or_inside_output_or_archive_is_submitted(storage, bucket, key, size):
+    d = ROUTER.decide(UploadedObject(storage, bucket, "ap-guangzhou", key, size=size, etag="e"))
+    if isinstance(d, Submission):
+        assert not key.startswith("mps-output/"), key
+        assert not (bucket == "media" and key.startswith("archive/")), key
+        assert not key.endswith("/") and size != 0
+        assert d.route.matches(storage, bucket, key)
+        assert len(d.session_id) <= 50 and len(d.session_context.encode()) <= 1000
+
+
+# --- callbacks -------------------------------------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_random_callback_invocations_raise_only_event_errors(event):
+    try:
+        parse_callback_event(event)
+    except EventError:
+        pass
+
+
+class RecordingStore:
+    bucket = "fuzz"
+
+    def __init__(self):
+        self.puts = []
+
+    def put(self, key, data):
+        self.puts.append(key)
+
+
+NOTIFY_KEY = "fuzz-notify-key"
+JOB_SETTINGS = load_archive_settings({"ARCHIVE_URI": "s3://fuzz/cb", "MPS_NOTIFY_KEY": NOTIFY_KEY,
+                                      "CALLBACK_TOKEN": "fuzz-token", "CALLBACK_MAX_BYTES": "65536"})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(CALLBACK_SAMPLES), st.data())
+def test_mutated_callbacks_never_crash_and_rejected_ones_never_write(name, data):
+    event = load_event(name)
+    if "body" in event and isinstance(event.get("body"), str) and not event.get("isBase64Encoded"):
+        body = json.loads(event["body"])
+        body = json.loads(json.dumps(body))
+        if data.draw(st.booleans()):
+            body["Timestamp"] = int(time.time()) + 600
+            body["Sign"] = expected_sign(body["Timestamp"], NOTIFY_KEY)
+        body = mutate(body, data) if data.draw(st.booleans()) else body
+        event["body"] = json.dumps(body, ensure_ascii=False)
+    event = mutate(event, data) if data.draw(st.booleans()) else event
+    store = RecordingStore()
+    job = ArchiveJob(JOB_SETTINGS, store=store)
+    try:
+        report = job.run(event, None)
+    except MpsTriggersError:
+        assert store.puts == []
+        return
+    if report.source == "http":
+        if report.status != 200:
+            assert store.puts == []  # rejected: nothing written
+        else:
+            assert len(store.puts) == 1
+            doc = json.loads(event["body"]) if isinstance(event.get("body"), str) and not event.get("isBase64Encoded") else None
+            if isinstance(doc, dict):
+                doc = doc.get("Response", doc) if isinstance(doc.get("Response"), dict) else doc
+                assert check_signature(doc, NOTIFY_KEY, 300) is None  # only authentic callbacks are written
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values, json_values, st.text(max_size=20))
+def test_signature_check_never_raises_and_accepts_only_the_exact_sign(ts, sign, key):
+    assume(key)
+    why = check_signature({"Timestamp": ts, "Sign": sign}, key, 300)
+    if why is None:
+        assert isinstance(sign, str) and sign.lower() == hashlib.md5(f"{ts}{key}".encode()).hexdigest()
+        assert int(ts) + 300 >= time.time()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=int(time.time()) - 10, max_value=int(time.time()) + 10**6), st.text(min_size=1, max_size=20))
+def test_signature_check_accepts_what_mps_signs(ts, key):
+    doc = {"Timestamp": ts, "Sign": expected_sign(ts, key)}
+    assert check_signature(copy.deepcopy(doc), key, 300) is None
+    assert check_signature({**doc, "Sign": doc["Sign"][:-1] + ("0" if doc["Sign"][-1] != "0" else "1")}, key, 300)
