@@ -91,6 +91,29 @@ def test_url_callbacks_with_sign_change_mode_reach_the_archive(loop, stack, mps)
         server.stop()
 
 
+def test_out_of_order_and_duplicate_callbacks_are_all_kept_once_per_id(loop, stack, mps):
+    """FINISH overtakes PROCESSING, and every FINISH is delivered twice (the same message): the archive keeps one
+    line per notification id, PROCESSING included, and the duplicate overwrites its own object."""
+    from mpslocal.emulator import FaultPlan
+
+    app, bucket, client = loop
+    server = FunctionUrlServer(app.handler)
+    mps.plan = FaultPlan(reorder=1.0, duplicate_callback=1.0)
+    try:
+        notify = {"NotifyType": "URL", "NotifyUrl": server.url + "?token=loop-token", "NotifyMode": "Change",
+                  "NotifyKey": NOTIFY_KEY}
+        tasks = [client.process_media(request(f"r/{i}.mp4", notify)).response["TaskId"] for i in range(3)]
+        assert wait_for(lambda: len(mps.deliveries) == 9)
+        order = [d.status for d in mps.deliveries if d.task_id == tasks[0]]
+        assert order == ["FINISH", "PROCESSING", "FINISH (duplicate)"]
+        lines = archived(stack, bucket)
+        assert sorted((x["task_id"], x["status"]) for x in lines) == sorted(
+            (t, s) for t in tasks for s in ("PROCESSING", "FINISH"))
+    finally:
+        mps.plan = None
+        server.stop()
+
+
 def test_url_callback_with_wrong_notify_key_is_refused_and_retried(loop, stack, mps):
     app, bucket, client = loop
     server = FunctionUrlServer(app.handler)
