@@ -11,11 +11,8 @@ from hypothesis import strategies as st
 from mps_triggers.archive import build_line, single_object
 from mps_triggers.callbacks import normalize
 from tests.conftest import load_event
+from tests.strategies import json_values, mutate, scalars
 
-scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | \
-    st.floats(allow_nan=False) | st.text(max_size=20)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) |
-                           st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
 FIELDS = ["EventType", "WorkflowTaskEvent", "ScheduleTaskEvent", "EditMediaTaskEvent", "SessionId", "SessionContext",
           "Timestamp", "Sign", "TaskId", "Status", "ErrCode", "ErrCodeExt", "Message", "InputInfo", "Output",
           "MediaProcessResultSet", "ActivityResultSet", "ActivityResItem", "ActivityType", "TranscodeTask", "Path",
@@ -48,24 +45,7 @@ def test_notification_shaped_garbage_is_archivable(event_type, event, ts, ctx):
 @given(st.data())
 def test_mutated_real_samples_are_archivable(data):
     """Replace one value anywhere in a real sample with arbitrary JSON."""
-    doc = json.loads(load_event("furl_callback.json")["body"])
-    paths = []
-
-    def walk(v, path):
-        paths.append(path)
-        if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, path + [k])
-        elif isinstance(v, list):
-            for i, x in enumerate(v):
-                walk(x, path + [i])
-    walk(doc, [])
-    path = data.draw(st.sampled_from(paths[1:]))
-    target = doc
-    for p in path[:-1]:
-        target = target[p]
-    target[path[-1]] = data.draw(json_values)
-    _check(doc)
+    _check(mutate(json.loads(load_event("furl_callback.json")["body"]), data))
 
 
 def test_absurd_timestamps_partition_by_arrival():
