@@ -8,12 +8,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from mps_triggers import submit
 from mps_triggers.config import load_settings
 from mps_triggers.mps import Credentials, MpsClient, RetryPolicy
 from mps_triggers.submit import SubmitJob
 from mpslocal.stack import LocalStack
+
+# CI explores the same cases every run (reproducible, no surprise red build at landing); local runs explore new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

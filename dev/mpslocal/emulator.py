@@ -147,6 +147,7 @@ class Delivery:
     attempts: int
     error: str | None = None
     body: dict[str, Any] | None = None
+    scheduled_at: float = 0.0  # time.monotonic() it was due: the order MPS sent it in
 
 
 @dataclass
@@ -394,9 +395,9 @@ class MpsEmulator:
                     self._due_cv.wait(timeout=(self._due[0][0] - time.monotonic()) if self._due else None)
                 if self._stopping:
                     return
-                _, _, task, status, duplicate = heapq.heappop(self._due)
+                due, _, task, status, duplicate = heapq.heappop(self._due)
             try:
-                self._senders.submit(self._notify, task, status, duplicate)
+                self._senders.submit(self._notify, task, status, duplicate, due)
             except RuntimeError:  # shutting down
                 return
 
@@ -404,7 +405,7 @@ class MpsEmulator:
         with self._due_cv:
             return len(self._due)
 
-    def _notify(self, task: Task, status: str, duplicate: bool = False) -> None:
+    def _notify(self, task: Task, status: str, duplicate: bool = False, due: float = 0.0) -> None:
         """Build (or, for a duplicate delivery, reuse) the notification of ``task`` at ``status`` and deliver it."""
         params = task.body
         notify = params.get("TaskNotifyConfig") or {}
@@ -439,7 +440,7 @@ class MpsEmulator:
                 time.sleep(0.2 * attempts)
         with self._lock:
             self.deliveries.append(Delivery(task.task_id, status + (" (duplicate)" if duplicate else ""), ntype,
-                                            error is None, attempts, error, body))
+                                            error is None, attempts, error, body, due))
 
     def _post(self, url: str, body: dict[str, Any]) -> None:
         import httpx

@@ -162,7 +162,8 @@ def check_signature(doc: dict[str, Any], notify_key: str, skew: int = 300, now: 
         return "Timestamp or Sign missing (NotifyKey is configured)"
     if isinstance(ts, bool) or not isinstance(ts, (int, str)) or not str(ts).isdigit():
         return "Timestamp is not an integer"
-    if not isinstance(sign, str) or not hmac.compare_digest(expected_sign(ts, notify_key), sign.lower()):
+    if not isinstance(sign, str) or not hmac.compare_digest(expected_sign(ts, notify_key).encode(),
+                                                            sign.lower().encode("utf-8", "replace")):
         return "Sign does not match md5(Timestamp + NotifyKey)"
     if (time.time() if now is None else now) > int(ts) + skew:
         return f"expired: Timestamp {ts} is in the past (skew {skew}s)"

@@ -308,7 +308,7 @@ def _size(value: Any, rid: str, path: str) -> int | None:
         raise EventError(rid, path, f"not a byte count: {value!r}")
     try:
         size = int(value)  # COS sends sizes as strings at times
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         raise EventError(rid, path, f"not a byte count: {value!r}") from None
     if size < 0:
         raise EventError(rid, path, f"negative size {size}")
