@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import resource
@@ -28,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
+
+from _results import save  # noqa: E402
 
 
 def notifications(n: int, mix: str, pad_to: int = 0) -> list[str]:
@@ -63,10 +64,9 @@ def sqs_event(bodies: list[str]) -> dict:
 
 
 def load_handler():
-    spec = importlib.util.spec_from_file_location("archive_app", ROOT / "functions" / "archive" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler
+    from mpslocal.container import load_app
+
+    return load_app("archive").handler
 
 
 def vm_hwm_mib() -> float:
@@ -162,9 +162,7 @@ def main() -> int:
     print(f"archive memory: one SQS batch of {args.rss_batch} callbacks of ~{rss['avg_bytes'] / 1024:.1f} KB")
     print(f"  peak RSS {rss['peak_mib']} MiB (target <= 128); after import + event built {rss['before_mib']} MiB; "
           f"bare python {rss['bare_python_mib']} MiB; failures {rss['failures']}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "archive.json").write_text(json.dumps(results, indent=2))
+    save("archive", results)
     ok = (missing == 0 and failures == 0 and tp["lines_per_s"] >= 2000 and rss["peak_mib"] <= 128
           and (args.mix != "schedule" or tp["objects"] <= -(-args.callbacks // args.batch)))
     return 0 if ok else 1

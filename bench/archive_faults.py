@@ -12,13 +12,13 @@ missing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 
+from _results import print_rows, save  # noqa: E402
 from mpslocal.reliability import run_archive  # noqa: E402
 
 
@@ -41,13 +41,8 @@ def main() -> int:
         ("messages in the callback DLQ", r.in_dlq),
         ("time, lines/s (unique)", f"{r.seconds} s, {r.lines_per_s}"),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("archive fault benchmark")
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "archive_faults.json").write_text(json.dumps({"args": vars(args), **r.as_dict()}, indent=2))
+    print_rows("archive fault benchmark", rows)
+    save("archive_faults", {"args": vars(args), **r.as_dict()})
     return 0 if r.missing == 0 else 1
 
 

@@ -10,7 +10,6 @@ of 1 record and of 10 records (distinct objects, so every call is a real Process
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -22,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 
+from _results import save  # noqa: E402
+from mpslocal.container import load_app  # noqa: E402
 from mpslocal.emulator import MpsEmulator  # noqa: E402
 
 
@@ -48,9 +49,7 @@ def main() -> int:
         os.environ.update({"MPS_ENDPOINT": mps.url, "MPS_SECRET_ID": next(iter(mps.credentials)),
                            "MPS_SECRET_KEY": next(iter(mps.credentials.values()))[0], "MPS_SCHEDULE_ID": "20001",
                            "MPS_S3_SECRET_ID": "AKIABENCH", "MPS_S3_SECRET_KEY": "bench-secret", "LOG_LEVEL": "warning"})
-        spec = importlib.util.spec_from_file_location("app", ROOT / "functions" / "submit" / "app.py")
-        app = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(app)
+        app = load_app("submit")
         app.handler(sqs_event(10), None)  # warm container: settings, client, connection pool, threads
         single, batch = [], []
         for _ in range(args.runs):
@@ -66,12 +65,9 @@ def main() -> int:
     print(f"  single record   {s:7.1f} ms")
     print(f"  batch of 10     {b:7.1f} ms   ({ratio:.2f}x the single call; target < 3x; serial would be ~10x)")
     print(f"  MPS requests accepted: {accepted}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "batch_latency.json").write_text(json.dumps({
+    save("batch_latency", {
         "latency_ms": args.latency * 1000, "runs": args.runs, "single_ms": round(s, 1), "batch10_ms": round(b, 1),
-        "ratio": round(ratio, 2), "single_all": [round(x, 1) for x in single], "batch_all": [round(x, 1) for x in batch]},
-        indent=2))
+        "ratio": round(ratio, 2), "single_all": [round(x, 1) for x in single], "batch_all": [round(x, 1) for x in batch]})
     return 0 if ratio < 3 else 1
 
 

@@ -14,13 +14,13 @@ Results also go to ``bench/results/burst.json``. Exit status 1 on any loss or du
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 
+from _results import print_rows, save  # noqa: E402
 from mpslocal.reliability import run_burst  # noqa: E402
 
 
@@ -55,13 +55,8 @@ def main() -> int:
          f"{r.client_retries} / {r.sqs_redeliveries} / {r.scf_retries}"),
         ("upload messages delivered twice (injected)", r.duplicated_uploads),
     ]
-    width = max(len(k) for k, _ in rows)
-    print("burst benchmark")
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "burst.json").write_text(json.dumps({"args": vars(args), **r.as_dict()}, indent=2))
+    print_rows("burst benchmark", rows)
+    save("burst", {"args": vars(args), **r.as_dict()})
     return 0 if r.lost == 0 and r.submitted_twice_or_more == 0 else 1
 
 

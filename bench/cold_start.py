@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
+
+from _results import RESULTS, save  # noqa: E402
 PROBE = r"""
 import json, sys, time
 sys.path[:0] = {paths!r}
@@ -72,7 +74,7 @@ def main() -> int:
 
     results: dict = {}
     with LocalStack(rate_limit=None) as stack:
-        tmp = ROOT / "bench" / "results" / "cold_start_events"
+        tmp = RESULTS / "cold_start_events"
         tmp.mkdir(parents=True, exist_ok=True)
         bucket = f"cold-{uuid.uuid4().hex[:8]}"
         stack.boto3("s3").create_bucket(Bucket=bucket)
@@ -121,8 +123,7 @@ def main() -> int:
     print(f"  submit import / boto3 import: {ratio:.2f}x (target <= 1.3x); "
           f"submit import + first call / boto3 import: {results['submit: import + first SQS invocation']['total_ms'] / base:.2f}x; "
           f"archive: {results['archive: import + first URL callback']['total_ms'] / base:.2f}x")
-    out = ROOT / "bench" / "results"
-    (out / "cold_start.json").write_text(json.dumps(results, indent=2))
+    save("cold_start", results)
     return 0 if ratio <= 1.3 else 1
 
 

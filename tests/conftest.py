@@ -1,7 +1,6 @@
 """Shared fixtures: sample events, the local stack (moto server + MPS emulator over real HTTP), handler loading."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from mps_triggers import submit
 from mps_triggers.config import load_settings
 from mps_triggers.mps import Credentials, MpsClient, RetryPolicy
 from mps_triggers.submit import SubmitJob
+from mpslocal.container import load_app
 from mpslocal.stack import LocalStack
 
 # CI explores the same cases every run (reproducible, no surprise red build at landing); local runs explore new ones.
@@ -30,15 +30,6 @@ NOTIFY_KEY = "test-notify-key-abcdef"
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
-
-
-def load_app(function: str) -> Any:
-    """Import functions/<function>/app.py as Lambda does (module named ``app`` from the function's folder)."""
-    spec = importlib.util.spec_from_file_location(f"{function}_app", ROOT / "functions" / function / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

@@ -21,12 +21,26 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from .runner import LambdaContext
 
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
 _ISOLATED_PREFIXES = ("MPS_", "ARCHIVE_", "CALLBACK_", "WEBHOOK_", "TENCENTCLOUD_", "COS_ENDPOINT_URL",
                       "AWS_ENDPOINT_URL")
+
+
+def load_app(function: str | Path) -> ModuleType:
+    """Import a function's ``app.py`` as Lambda and SCF do, the function's folder being its code root: ``function``
+    is a name (``"submit"``, ``"archive"``) or a path to the file. Each call makes a fresh module (a new container)."""
+    path = Path(function) if str(function).endswith(".py") else FUNCTIONS / str(function) / "app.py"
+    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_app", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class InvocationError(Exception):
@@ -85,11 +99,8 @@ def main(argv: list[str]) -> int:
     app_path, log_path, fd, platform = argv[0], argv[1], int(argv[2]), argv[3]
     results = os.fdopen(fd, "w", encoding="utf-8")
     sys.stdout = open(log_path, "a", encoding="utf-8", buffering=1)
-    spec = importlib.util.spec_from_file_location("app", app_path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(Path(app_path).parent))
-    spec.loader.exec_module(module)
+    module = load_app(app_path)
     handler = module.main_handler if platform == "scf" else module.handler
     for line in sys.stdin:
         request = json.loads(line)

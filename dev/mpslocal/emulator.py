@@ -46,6 +46,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from mps_triggers.archive import redact
+
 from .notifications import notification, task_event
 
 SESSION_TTL = 3 * 24 * 3600
@@ -615,7 +617,7 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/_emulator/tasks":
                 self._send(200, [{"TaskId": t.task_id, "SessionId": t.session_id, "ReceivedAt": t.received_at,
-                                  "Request": _redacted(t.body)} for t in emulator.tasks])
+                                  "Request": redact(t.body)} for t in emulator.tasks])
             elif self.path == "/_emulator/requests":
                 self._send(200, [vars(r) for r in emulator.requests])
             else:
@@ -636,12 +638,3 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("***" if any(s in k for s in ("Secret", "Token", "NotifyKey")) else _redacted(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return value

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .container import FunctionContainer
+from .container import FunctionContainer, load_app
 from .emulator import FaultPlan
 from .runner import CosTrigger, FunctionUrlServer, SqsEventSourceMapping
 from .stack import LocalStack
@@ -263,12 +263,7 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
         archive_job.default_job.cache_clear()
         storage._stores.clear()
         logs.set_level("error")
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("archive_app_faults", ROOT / "functions/archive/app.py")
-        app = importlib.util.module_from_spec(spec)
-        assert spec and spec.loader
-        spec.loader.exec_module(app)
+        app = load_app("archive")
         server = FunctionUrlServer(app.handler)
         try:
             bodies, ids = [], set()

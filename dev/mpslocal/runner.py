@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import threading
 import time
 import uuid
@@ -66,7 +67,7 @@ class SqsEventSourceMapping:
         self.batch_size = batch_size
         self.batching_window = batching_window
         self.duplicate_rate = duplicate_rate
-        self._rng = __import__("random").Random(seed)
+        self._rng = random.Random(seed)
         self.duplicated = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
