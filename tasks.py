@@ -1,31 +1,61 @@
 #!/usr/bin/env python3
 """Project commands for a fresh machine that has only Python (3.10 or newer).
 
-    python3 tasks.py demo            run the submit job end to end on the local stack
-    python3 tasks.py test [ARGS]     run the whole test suite (ARGS go to pytest)
-    python3 tasks.py bench NAME      run a benchmark from bench/ (cold_start, batch_latency, archive)
+    python3 tasks.py demo                    the whole loop on the local stack (upload → submit → MPS → archive)
+    python3 tasks.py test [ARGS]             run the whole test suite (ARGS go to pytest)
+    python3 tasks.py test --python PY [ARGS] the same under another interpreter (e.g. 3.10, SCF's runtime)
+    python3 tasks.py package-scf [--layer]   build SCF zip packages (Python3.10, x86_64) into build/scf/
+    python3 tasks.py bench NAME [ARGS]       run a benchmark from bench/ (cold_start, batch_latency, archive,
+                                             archive_faults, burst)
+    python3 tasks.py find-python 3.10        print the path of a CPython 3.10 interpreter, or fail
 
 Each command first makes sure `.venv/` exists and holds the pinned runtime and dev requirements
-(`layers/core/requirements.txt`, `dev/requirements.txt`); it reinstalls only when those files change.
+(`layers/core/requirements.txt`, `dev/requirements.txt`); it reinstalls only when those files change. With
+`--python PY`, the environment is `.venv-<major.minor>/`, made with that interpreter.
 Standard library only: this file runs before anything is installed.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
-STAMP = VENV / ".requirements.sha256"
 INPUTS = ("pyproject.toml", "layers/core/requirements.txt", "dev/requirements.txt")
+COMMANDS = {"demo", "test", "bench", "venv", "package-scf", "find-python"}
 
 
-def _python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def _python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _version_of(python: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run([python, "-I", "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = out.stdout.split()
+    return (int(parts[1]), int(parts[2])) if out.returncode == 0 and parts[:1] == ["cpython"] else None
+
+
+def find_python(version: str) -> str | None:
+    """A CPython ``version`` ("3.10") interpreter: ``$SCF_PYTHON``, ``python3.10`` on PATH, then pyenv's versions
+    (``$PYENV_ROOT``, ``~/.pyenv``), newest patch first. None when there is none."""
+    wanted = tuple(int(x) for x in version.split("."))
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = [os.environ.get("SCF_PYTHON"), shutil.which(f"python{version}")]
+    candidates += sorted(glob.glob(str(pyenv / "versions" / f"{version}.*" / "bin" / "python")),
+                         key=lambda p: [int(x) for x in Path(p).parts[-3].split(".") if x.isdigit()], reverse=True)
+    for candidate in filter(None, candidates):
+        if _version_of(candidate) == wanted:
+            return candidate
+    return None
 
 
 def _digest() -> str:
@@ -35,29 +65,49 @@ def _digest() -> str:
     return h.hexdigest()
 
 
-def ensure_venv() -> Path:
-    """Create `.venv` and install the project with its dev extras when missing or out of date."""
-    if sys.version_info < (3, 10):
-        sys.exit(f"mps-triggers needs Python 3.10 or newer, this is {sys.version.split()[0]}")
-    if not _python().exists():
-        print(f"creating {VENV.relative_to(ROOT)} with {sys.executable}", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+def ensure_venv(interpreter: str | None = None) -> Path:
+    """Create the environment (`.venv`, or `.venv-X.Y` for another ``interpreter``) and install the project with
+    its dev extras when missing or out of date. Returns its python."""
+    version = _version_of(interpreter) if interpreter else sys.version_info[:2]
+    if version is None:
+        sys.exit(f"{interpreter} is not a CPython interpreter that runs")
+    if version < (3, 10):
+        sys.exit(f"mps-triggers needs Python 3.10 or newer, {interpreter or sys.executable} is {version}")
+    venv_dir = ROOT / (f".venv-{version[0]}.{version[1]}" if interpreter else ".venv")
+    python, stamp = _python(venv_dir), venv_dir / ".requirements.sha256"
+    if not python.exists():
+        print(f"creating {venv_dir.name} with {interpreter or sys.executable}", flush=True)
+        if interpreter:
+            subprocess.run([interpreter, "-m", "venv", "--clear", str(venv_dir)], check=True)
+        else:
+            venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     digest = _digest()
-    if not STAMP.exists() or STAMP.read_text().strip() != digest:
-        print("installing pinned requirements into .venv (first run takes about a minute)", flush=True)
-        pip = [str(_python()), "-m", "pip", "--disable-pip-version-check", "-q"]
+    if not stamp.exists() or stamp.read_text().strip() != digest:
+        print(f"installing pinned requirements into {venv_dir.name} (first run takes about a minute)", flush=True)
+        pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
         subprocess.run([*pip, "install", "-U", "pip"], check=True)
         subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
-        STAMP.write_text(digest)
-    return _python()
+        stamp.write_text(digest)
+    return python
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "bench", "venv"}:
+    if not argv or argv[0] not in COMMANDS:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
-    python = str(ensure_venv())
+    if command == "find-python":
+        found = find_python(rest[0] if rest else "3.10")
+        print(found or f"no CPython {rest[0] if rest else '3.10'} found (looked at $SCF_PYTHON, PATH and pyenv)",
+              file=sys.stdout if found else sys.stderr)
+        return 0 if found else 1
+    interpreter = None
+    if command == "test" and rest[:1] == ["--python"]:
+        if len(rest) < 2:
+            print("usage: python3 tasks.py test --python PY [PYTEST ARGS]")
+            return 2
+        interpreter, rest = (find_python(rest[1]) or rest[1]) if rest[1][:1].isdigit() else rest[1], rest[2:]
+    python = str(ensure_venv(interpreter))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if command == "venv":
         return 0
@@ -65,8 +115,17 @@ def main(argv: list[str]) -> int:
         return subprocess.call([python, "-m", "mpslocal.demo", *rest], cwd=ROOT, env=env)
     if command == "test":
         return subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
+    if command == "package-scf":
+        if "--python" not in rest:
+            scf_python = find_python("3.10")
+            if not scf_python:
+                print("package-scf needs a CPython 3.10 interpreter (SCF's Python3.10 runtime) to compile the .pyc "
+                      "files: none on PATH (python3.10) or in pyenv; install one or pass --python PATH")
+                return 1
+            rest = ["--python", scf_python, *rest]
+        return subprocess.call([python, "-m", "mpslocal.scf_package", *rest], cwd=ROOT, env=env)
     if not rest:
-        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive} [ARGS]")
+        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 

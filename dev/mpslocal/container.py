@@ -3,44 +3,33 @@
 Each container has its own environment (so an AWS deployment and an SCF deployment can run side by side with
 different configuration), imports the function's ``app.py`` once (a cold start), takes one invocation at a time,
 and writes the handler's stdout (the JSON log lines) to its own log file. The parent sends one JSON line per
-invocation on stdin and reads one JSON line back on a dedicated pipe.
+invocation on stdin and reads one JSON line back on a dedicated pipe; the child is :mod:`mpslocal.runtime`.
 
 Example::
 
     submit = FunctionContainer("submit-aws", ROOT / "functions/submit/app.py", env, OUT / "submit-aws.log")
     result = submit.invoke(event)            # raises InvocationError when the handler raised
+
+    # a built SCF package under SCF's interpreter, with only the package and its layer importable
+    scf = FunctionContainer("submit-scf", Path("build/scf/submit/app.py"), env, log, platform="scf",
+                            python="/usr/bin/python3.10", layers=[Path("build/scf/layer")])
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Sequence
 
-from .runner import LambdaContext
+from .runtime import load_app  # noqa: F401  (re-exported: tests and benches import it from here)
 
-FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+RUNTIME = Path(__file__).resolve().with_name("runtime.py")
 
 _ISOLATED_PREFIXES = ("MPS_", "ARCHIVE_", "CALLBACK_", "WEBHOOK_", "TENCENTCLOUD_", "COS_ENDPOINT_URL",
                       "AWS_ENDPOINT_URL")
-
-
-def load_app(function: str | Path) -> ModuleType:
-    """Import a function's ``app.py`` as Lambda and SCF do, the function's folder being its code root: ``function``
-    is a name (``"submit"``, ``"archive"``) or a path to the file. Each call makes a fresh module (a new container)."""
-    path = Path(function) if str(function).endswith(".py") else FUNCTIONS / str(function) / "app.py"
-    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_app", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class InvocationError(Exception):
@@ -52,16 +41,22 @@ class InvocationError(Exception):
 
 
 class FunctionContainer:
-    """``app_path``'s ``handler`` (``main_handler`` when ``platform="scf"``) in a child process."""
+    """``app_path``'s ``handler`` (``main_handler`` when ``platform="scf"``) in a child process.
+
+    By default the child is this interpreter with the source tree importable. With ``python`` (another
+    interpreter, e.g. SCF's Python 3.10) it runs isolated (``-I -S``): only ``app_path``'s folder, the ``layers``
+    folders and the standard library are importable, as for a package unpacked on SCF.
+    """
 
     def __init__(self, name: str, app_path: Path, env: dict[str, str], log_path: Path, platform: str = "lambda",
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, python: str | None = None, layers: Sequence[Path] = ()) -> None:
         self.name, self.platform, self.timeout = name, platform, timeout
         base = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATED_PREFIXES)}
         read_fd, write_fd = os.pipe()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "mpslocal.container", str(app_path), str(log_path), str(write_fd), platform],
-            stdin=subprocess.PIPE, env={**base, **env}, pass_fds=(write_fd,), text=True)
+        args = [str(app_path), str(log_path), str(write_fd), platform, *map(str, layers)]
+        command = [sys.executable, "-m", "mpslocal.runtime"] if python is None else [python, "-I", "-S", str(RUNTIME)]
+        self._proc = subprocess.Popen([*command, *args], stdin=subprocess.PIPE, env={**base, **env},
+                                      pass_fds=(write_fd,), text=True)
         os.close(write_fd)
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
         self._lock = threading.Lock()
@@ -94,30 +89,3 @@ class FunctionContainer:
         self._results.close()
 
 
-def main(argv: list[str]) -> int:
-    """Child side: import the app, then answer one invocation per stdin line."""
-    app_path, log_path, fd, platform = argv[0], argv[1], int(argv[2]), argv[3]
-    results = os.fdopen(fd, "w", encoding="utf-8")
-    sys.stdout = open(log_path, "a", encoding="utf-8", buffering=1)
-    sys.path.insert(0, str(Path(app_path).parent))
-    module = load_app(app_path)
-    handler = module.main_handler if platform == "scf" else module.handler
-    for line in sys.stdin:
-        request = json.loads(line)
-        if platform == "scf":
-            context: Any = {"request_id": str(uuid.uuid4()), "function_name": Path(app_path).parent.name,
-                            "time_limit_in_ms": int(request["timeout"] * 1000), "memory_limit_in_mb": 256,
-                            "start_time": time.time()}
-        else:
-            context = LambdaContext(Path(app_path).parent.name, request["timeout"])
-        try:
-            reply = {"ok": True, "result": handler(request["event"], context)}
-        except Exception as exc:  # reported to the parent as the platform reports a function error
-            reply = {"ok": False, "error_type": type(exc).__name__, "error": str(exc)}
-        results.write(json.dumps(reply, default=str) + "\n")
-        results.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

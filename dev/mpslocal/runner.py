@@ -23,23 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qsl, quote, urlsplit
 
+from .runtime import LambdaContext
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 COS_SHORT_REGION = {"ap-guangzhou": "gz", "ap-shanghai": "sh", "ap-beijing": "bj", "ap-chengdu": "cd",
                     "ap-chongqing": "cq", "ap-hongkong": "hk", "ap-singapore": "sgp"}
-
-
-class LambdaContext:
-    """The parts of the Lambda context object the handlers read."""
-
-    def __init__(self, function_name: str, timeout: float) -> None:
-        self.function_name = function_name
-        self.aws_request_id = str(uuid.uuid4())
-        self.memory_limit_in_mb = 256
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass
