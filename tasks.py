@@ -6,7 +6,7 @@
     python3 tasks.py test --python PY [ARGS] the same under another interpreter (e.g. 3.10, SCF's runtime)
     python3 tasks.py package-scf [--layer]   build SCF zip packages (Python3.10, x86_64) into build/scf/
     python3 tasks.py bench NAME [ARGS]       run a benchmark from bench/ (cold_start, batch_latency, archive,
-                                             archive_faults, burst)
+                                             archive_faults, burst, scf_cold_start)
     python3 tasks.py find-python 3.10        print the path of a CPython 3.10 interpreter, or fail
 
 Each command first makes sure `.venv/` exists and holds the pinned runtime and dev requirements
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
             rest = ["--python", scf_python, *rest]
         return subprocess.call([python, "-m", "mpslocal.scf_package", *rest], cwd=ROOT, env=env)
     if not rest:
-        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst} [ARGS]")
+        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|scf_cold_start} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 
