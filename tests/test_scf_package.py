@@ -62,6 +62,10 @@ def test_each_function_package_holds_its_code_the_core_and_wheels_for_cpython310
             assert "pydantic_core/_pydantic_core.cpython-310-x86_64-linux-gnu.so" in names
             assert "crcmod/_crcfunpy.py" in names  # crcmod's pure-Python fallback (it ships no wheel)
             assert not {n.split("/")[0].split("-")[0] for n in names} & NEVER_PACKAGED
+            # installed metadata lists only what is in the package (no console scripts with this machine's paths)
+            for record in (n for n in names if n.endswith(".dist-info/RECORD")):
+                listed = {line.split(",", 1)[0] for line in zf.read(record).decode().splitlines()}
+                assert listed <= set(names), f"{record} lists files outside the package: {listed - set(names)}"
             for so in (n for n in names if n.endswith(".so")):
                 assert so.endswith((".abi3.so", ".cpython-310-x86_64-linux-gnu.so")), so
                 header = zf.read(so)[:20]

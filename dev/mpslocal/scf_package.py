@@ -145,6 +145,12 @@ def tidy(tree: Path) -> None:
         shutil.rmtree(cache)
     for pyc in tree.rglob("*.py[co]"):
         pyc.unlink()
+    # RECORD lists the console scripts just removed, with hashes of shebangs naming the build's own interpreter: keep
+    # only files that are in the package, so the same inputs give the same bytes on any machine.
+    for record in tree.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines()
+        kept = [line for line in lines if (tree / line.split(",", 1)[0]).resolve().is_relative_to(tree.resolve())]
+        record.write_text("".join(f"{line}\n" for line in kept))
     found = sorted({p.name.split("-")[0] for p in tree.iterdir()} & set(FORBIDDEN))
     if found:
         raise BuildError(f"{tree.name}: forbidden packages in an SCF package: {', '.join(found)}")
