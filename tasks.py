@@ -106,7 +106,11 @@ def main(argv: list[str]) -> int:
         if len(rest) < 2:
             print("usage: python3 tasks.py test --python PY [PYTEST ARGS]")
             return 2
-        interpreter, rest = (find_python(rest[1]) or rest[1]) if rest[1][:1].isdigit() else rest[1], rest[2:]
+        spec, rest = rest[1], rest[2:]
+        interpreter = find_python(spec) if spec[:1].isdigit() else spec  # "3.10" or a path
+        if interpreter is None:
+            print(f"no CPython {spec} found (looked at $SCF_PYTHON, PATH and pyenv)")
+            return 1
     python = str(ensure_venv(interpreter))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if command == "venv":

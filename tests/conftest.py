@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,16 @@ EVENTS = ROOT / "events"
 
 S3_SECRET = "test-s3-secret-key-0123456789"
 NOTIFY_KEY = "test-notify-key-abcdef"
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 15.0) -> bool:
+    """Poll ``cond`` every 50 ms until it is true (→ True) or ``timeout`` seconds pass (→ False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def load_event(name: str) -> dict[str, Any]:

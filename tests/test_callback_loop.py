@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from mps_triggers import archive_job, storage
 from mps_triggers.mps import Credentials, MpsClient
 from mpslocal.runner import FunctionUrlServer, SqsEventSourceMapping
-from tests.conftest import EVENTS, load_app
+from tests.conftest import EVENTS, load_app, wait_for
 
 NOTIFY_KEY = "loop-notify-key-secret"
 S3_KEY = "loop-s3-secret-key"
@@ -62,15 +61,6 @@ def archived(stack, bucket) -> list[dict]:
     for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
         lines += [json.loads(x) for x in s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode().splitlines()]
     return lines
-
-
-def wait_for(cond, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_url_callbacks_with_sign_change_mode_reach_the_archive(loop, stack, mps):

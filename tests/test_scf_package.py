@@ -25,7 +25,7 @@ from mpslocal.runner import CosTrigger, FunctionUrlServer
 from mpslocal.scf_package import (FORBIDDEN, MiB, Package, BuildError, build, check_interpreter, check_limits, tidy,
                                   write_zip)
 from tasks import find_python
-from tests.test_callback_loop import wait_for
+from tests.conftest import wait_for
 
 PY310 = find_python("3.10")
 pytestmark = pytest.mark.skipif(PY310 is None, reason="no CPython 3.10 interpreter (SCF's runtime) on PATH or in "

@@ -156,16 +156,19 @@ def tidy(tree: Path) -> None:
         raise BuildError(f"{tree.name}: forbidden packages in an SCF package: {', '.join(found)}")
 
 
-def compile_tree(python: str, tree: Path, mount: str) -> None:
-    """Compile every module under ``tree`` with ``python`` (3.10) into ``__pycache__`` with ``unchecked-hash``
-    invalidation; tracebacks name files as SCF mounts them (``mount`` = ``/var/user`` or ``/opt``)."""
-    # Not -I: that would ignore PYTHONHASHSEED, and set/frozenset constants marshal in hash order (reproducibility).
+def compile_tree(python: str, root: Path, mount: str, target: Path | None = None) -> None:
+    """Compile ``target`` (a file or folder; all of ``root`` by default) with ``python`` (3.10) into
+    ``__pycache__`` with ``unchecked-hash`` invalidation; tracebacks name files as SCF mounts ``root`` (``mount`` =
+    ``/var/user`` or ``/opt``)."""
+    # Reproducible bytes: not -I (it would ignore PYTHONHASHSEED, and set/frozenset constants marshal in hash order),
+    # and one process (-j 1): marshal's back-references depend on what the compiling process has alive, so a
+    # worker pool's share-out of files would change the bytes from run to run.
     env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-    done = subprocess.run([python, "-s", "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-                           "unchecked-hash", "-s", str(tree), "-p", mount, str(tree)], capture_output=True, text=True,
-                          env=env)
+    done = subprocess.run([python, "-s", "-m", "compileall", "-q", "-j", "1", "--invalidation-mode",
+                           "unchecked-hash", "-s", str(root), "-p", mount, str(target or root)],
+                          capture_output=True, text=True, env=env)
     if done.returncode:
-        raise BuildError(f"compiling {tree.name} with {python} failed:\n{done.stdout}{done.stderr}")
+        raise BuildError(f"compiling {(target or root).name} with {python} failed:\n{done.stdout}{done.stderr}")
 
 
 def check_imports(python: str, function_dir: Path, layer_dir: Path | None) -> None:
@@ -211,10 +214,10 @@ def build(out: Path, python: str, layer: bool = False, zip_limit: int = ZIP_LIMI
         install_dependencies(deps, pins, work)
         shutil.copytree(CORE / "mps_triggers", deps / "mps_triggers")
         tidy(deps)
+        compile_tree(python, deps, "/opt" if layer else "/var/user")  # once: the same bytes in every copy
         layer_dir = out / "layer" if layer else None
         if layer_dir:
             shutil.copytree(deps, layer_dir)
-            compile_tree(python, layer_dir, "/opt")
         for name in FUNCTIONS:
             target = out / name
             if layer_dir:
@@ -222,7 +225,7 @@ def build(out: Path, python: str, layer: bool = False, zip_limit: int = ZIP_LIMI
             else:
                 shutil.copytree(deps, target)
             shutil.copy2(ROOT / "functions" / name / "app.py", target / "app.py")
-            compile_tree(python, target, "/var/user")
+            compile_tree(python, target, "/var/user", target / "app.py")
             check_imports(python, target, layer_dir)
     packages = [write_zip(out / name, out / f"mps-triggers-{name}.zip") for name in FUNCTIONS]
     if layer_dir:
