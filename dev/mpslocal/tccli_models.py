@@ -53,6 +53,7 @@ def extract(wheel: Path) -> dict[str, Any]:
 
 
 def load(path: Path = MODELS) -> dict[str, Any]:
+    """The extract written by :func:`extract`: ``{"source": {...}, "scf": {...}, "cam": {...}}``."""
     return json.loads(path.read_text(encoding="utf-8"))
 
 
