@@ -122,7 +122,8 @@ def main() -> int:
         handler = load_handler()
         bodies = notifications(args.callbacks, args.mix)
         ids = set()
-        from mps_triggers.archive import line_id, redact
+        from mps_triggers.lines import line_id
+        from mps_triggers.redaction import redact
         for b in bodies:
             ids.add(line_id(redact(json.loads(b))))
         events = [sqs_event(bodies[i:i + args.batch]) for i in range(0, len(bodies), args.batch)]

@@ -296,32 +296,53 @@ def test_cos_archive_through_the_cos_sdk(archive, stack):
 
 
 @pytest.mark.parametrize("fmt", ["wecom", "slack", "json"])
-def test_webhook_summary_for_every_event_type(archive, webhook, fmt):
+def test_webhook_digest_for_every_event_type(archive, webhook, fmt):
     app, store = archive(MPS_NOTIFY_KEY=None, WEBHOOK_URL=webhook.url, WEBHOOK_FORMAT=fmt)
     for name in ("scf_mps_trigger_workflow.json", "scf_mps_trigger_schedule.json", "scf_mps_trigger_editmedia.json"):
-        app.main_handler(load_event(name), None)
+        assert app.main_handler(load_event(name), None)["pushed"] is True
     assert len(webhook.posts) == 3
     text = json.dumps(webhook.posts, ensure_ascii=False)
-    for needle in ("1250000000-ScheduleTask-", "1250000000-EditMediaTask-", "cos://media-in-1250000000/uploads/产品 演示+1.mp4"
-                   if fmt != "json" else "uploads/产品 演示+1.mp4", "part1_clip.mp4"):
+    for needle in ("1250000000-ScheduleTask-", "1250000000-EditMediaTask-", "cos://media-in-1250000000/uploads/产品 演示+1.mp4",
+                   "part1_clip.mp4", f"s3://{store.bucket}/callbacks/event_type=ScheduleTask/"):
         assert needle in text
     if fmt == "wecom":
         assert all(p["msgtype"] == "markdown" for p in webhook.posts)
-        assert "FAILED" in webhook.posts[1]["markdown"]["content"]
+        assert "1 FAILED" in webhook.posts[1]["markdown"]["content"]
     elif fmt == "json":
-        assert webhook.posts[1]["failed"] is True and webhook.posts[1]["archive_key"].startswith("callbacks/")
+        digest = webhook.posts[1]
+        assert digest["kind"] == "mps-triggers.digest" and digest["counts"] == {"FAILED": 1} and digest["more"] == 0
+        [task] = digest["tasks"]
+        assert task["failed"] is True and task["archive_key"].startswith("callbacks/event_type=ScheduleTask/")
+        assert task["id"] == next(iter(store.objects().values()))[0]["id"] or task["id"] in store.raw()
 
 
-def test_webhook_retries_then_fails_the_record(archive, webhook):
+def push_failures(store) -> list[dict]:
+    return [x for k, v in store.objects().items() if "/event_type=push_failed/" in k for x in v]
+
+
+def test_webhook_failures_never_fail_a_callback_and_are_recorded(archive, webhook):
     app, store = archive(WEBHOOK_URL=webhook.url, WEBHOOK_MAX_ATTEMPTS="3")
     webhook.statuses = [503, 500]
     assert app.handler(furl_event(schedule_body()), None)["statusCode"] == 200  # third attempt went through
-    webhook.statuses = [503] * 3
-    assert app.handler(furl_event(schedule_body()), None)["statusCode"] == 502
-    webhook.statuses = [400]
+    assert len(webhook.posts) == 3 and push_failures(store) == []
+
+    webhook.statuses = [503] * 3                                          # retries run out: still 200, recorded
+    resp = app.handler(furl_event(schedule_body()), None)
+    assert resp["statusCode"] == 200
+    [failed] = push_failures(store)
+    assert failed["covers"][0]["id"] == json.loads(resp["body"])["id"] and failed["attempts"] == 3
+    assert failed["reason"] == "HTTP 503" and failed["format"] == "json" and webhook.url not in json.dumps(failed)
+
     event = load_event("sqs_callbacks.json")
-    failures = app.handler(event, None)["batchItemFailures"]
-    assert len(failures) == 1 and len(store.objects()) >= 3  # archived first, then the failed push fails the record
+    for status in (400, 302):                                             # refused, or a redirect: never delivered
+        webhook.statuses = [status]
+        assert app.handler(event, None) == {"batchItemFailures": []}
+        reasons = {f["reason"] for f in push_failures(store)}
+        assert f"HTTP {status} (only 2xx is delivered)" in reasons
+    covered = {c["task_id"] for f in push_failures(store) for c in f["covers"]}
+    archived = {x["task_id"] for k, v in store.objects().items() if "push_failed" not in k for x in v}
+    assert covered == archived  # every archived callback is in a recorded failed push (none was delivered)
+    assert len(push_failures(store)) == 2  # the same callbacks failing again overwrite their own record
 
 
 def test_invalid_archive_configuration_names_the_variable(archive):

@@ -122,7 +122,7 @@ def test_mutated_callbacks_never_crash_and_rejected_ones_never_write(name, data)
     except MpsTriggersError:
         assert store.puts == []
         return
-    if report.source == "http":
+    if report.source.value == "http":
         if report.status != 200:
             assert store.puts == []  # rejected: nothing written
         else:

@@ -126,7 +126,7 @@ def test_timeout_then_duplicate_means_accepted_once(mps):
 def test_retries_stop_at_the_deadline(mps):
     sid = next(iter(mps.credentials))
     c = MpsClient(mps.url, Credentials(sid, mps.credentials[sid][0]), timeout=2,
-                  retry=RetryPolicy(max_attempts=50, base=0.2, cap=0.2, safety_margin=0.1))
+                  retry=RetryPolicy(max_attempts=50, base=0.2, cap=0.2))
     mps.inject("RequestLimitExceeded", times=100)
     start = time.monotonic()
     with pytest.raises(m.MpsThrottlingError):

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from mps_triggers.config import load_settings
-from mps_triggers.routing import (Router, S3Credentials, Skip, Submission, read_session_context, session_context,
-                                  session_id)
+from mps_triggers.routing import Router, S3Credentials, Skip, Submission
+from mps_triggers.session import read_session_context, session_context, session_id
 from mps_triggers.uploads import UploadedObject
 from mpslocal.emulator import ApiError, unknown_fields, validate_process_media
 
@@ -78,7 +78,7 @@ def test_session_id_falls_back_to_upload_request_id():
 
 def test_session_context_compact_and_readable():
     route = settings().routes[2]
-    text = session_context(obj("uploads/视频.mp4"), route)
+    text = session_context(obj("uploads/视频.mp4"), route.name)
     assert text == '{"v":1,"src":"s3","b":"in","k":"uploads/视频.mp4","r":"videos"}'
     assert read_session_context(text) == {"v": 1, "src": "s3", "b": "in", "k": "uploads/视频.mp4", "r": "videos"}
     assert read_session_context('{"other": 1}') is None and read_session_context(None) is None
@@ -86,7 +86,7 @@ def test_session_context_compact_and_readable():
 
 @pytest.mark.parametrize("key", ["视" * 400, "a" * 1024, "\x01" * 300, "é/" * 400])
 def test_session_context_long_keys_fit_1000_bytes_and_carry_key_hash(key):
-    text = session_context(obj(key), settings().routes[2])
+    text = session_context(obj(key), settings().routes[2].name)
     assert len(text.encode("utf-8")) <= 1000
     doc = json.loads(text)
     assert doc["kt"] == 1 and len(doc["kh"]) == 16 and key.startswith(doc["k"]) and doc["k"]

@@ -25,7 +25,7 @@ def test_s3_direct_key_is_url_decoded_and_fields_kept():
 
 def test_sqs_batch_handles_every_record_with_message_ids():
     ev = parse_upload_event(load_event("sqs_s3_put.json"))
-    assert ev.is_sqs
+    assert ev.source.value == "sqs"
     assert [r.message_id for r in ev.records] == ["059f36b4-87a3-44ab-83d2-661975830a7d",
                                                   "2e1424d4-f796-459a-8184-9c92662be6da"]
     assert [o.key for r in ev.records for o in r.objects] == ["uploads/2026/clip one.mp4", "uploads/2026/Clip-Two.MOV"]

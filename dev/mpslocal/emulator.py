@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from mps_triggers.archive import redact
+from mps_triggers.redaction import redact
 
 from .notifications import notification, task_event
 

@@ -244,7 +244,8 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
     import httpx
 
     from mps_triggers import archive_job, logs, storage
-    from mps_triggers.archive import line_id, redact
+    from mps_triggers.lines import line_id
+    from mps_triggers.redaction import redact
 
     from .notifications import notification, task_event
 

@@ -8,13 +8,7 @@ from mps_triggers import archive_job
 
 
 def handler(event, context):
-    report = archive_job.run(event, context)
-    if report.source == "http":
-        return report.http_response()
-    if report.source == "sqs":
-        return report.sqs_response()
-    report.raise_for_failures()
-    return report.summary()
+    return archive_job.run(event, context).respond()
 
 
 main_handler = handler

@@ -8,11 +8,7 @@ from mps_triggers import submit
 
 
 def handler(event, context):
-    report = submit.run(event, context)
-    if report.event.is_sqs:
-        return report.sqs_response()
-    report.raise_for_failures()
-    return report.summary()
+    return submit.run(event, context).respond()
 
 
 main_handler = handler

@@ -1,10 +1,23 @@
-"""The archive job: MPS callback → (verify) → normalize → redact → JSON line → S3/COS object [→ webhook].
+"""The archive job: MPS callback → (verify) → redact → normalize → JSON line → S3/COS object [→ chat digest].
 
-``functions/archive/app.py`` calls :func:`run` and turns the :class:`ArchiveReport` into the platform's answer:
-``http_response()`` for HTTP invocations (200 only after the object is written and the push, if any, went out;
-401 forged/expired/bad token, 413 too large, 400 not JSON, 405 not POST, 5xx when writing or pushing failed, so
-the sender retries), ``sqs_response()`` for SQS batches (exactly the records whose write or push failed), and
-``raise_for_failures()`` for the SCF MPS trigger (the platform retries).
+``functions/archive/app.py`` is ``return archive_job.run(event, context).respond()``:
+
+- HTTP (function URL, API gateway): **200** only after the callback's object is written; **401** forged, expired
+  or wrong token; **413** too large; **400** not JSON, not an object, nested deeper than 64 levels, bad base64;
+  **405** not POST; **503** the write failed or the invocation's deadline came first (the sender retries);
+  **500** an unexpected error (logged with a traceback). It never raises.
+- SQS batches: ``batchItemFailures`` lists exactly the records whose line was not written (bad input, a failed or
+  unfinished write); every other record is acknowledged.
+- the SCF MPS trigger (DIRECT): a summary, or an exception so SCF retries.
+
+Deadlines: no write starts with less than :data:`MIN_WRITE_SECONDS` of budget left, and each is bounded by the
+budget (:func:`mps_triggers.retries.call_within`); records not written in time fail (SQS) or get 503 (HTTP), so the
+platform redelivers only those. The digest push gets what is left after :data:`PUSH_FAILED_RESERVE` seconds are
+kept for recording its failure.
+
+Chat: one digest per invocation (:mod:`mps_triggers.webhook`). Whether it is delivered never changes the answer
+above: a digest that is not delivered (paced, refused, timed out) is written under ``event_type=push_failed``
+(:func:`mps_triggers.lines.push_failed_object`), naming every line it covered, to be sent again later.
 
 Nothing is lost: a record is acknowledged only after its line is in an object. A line may repeat under
 redelivery; its ``id`` lets a reader drop the copy.
@@ -12,56 +25,50 @@ redelivery; its ``id`` lets a reader drop the copy.
 from __future__ import annotations
 
 import functools
-import hmac
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .archive import ArchiveLine, batch_objects, build_line, single_object
-from .batch import BoundedRunner, sqs_response
-from .callbacks import CallbackInvocation, HttpRequest, check_signature, normalize, parse_callback_event, unwrap
+from .callbacks import HttpRequest, check_signature, parse_callback_event, token_matches, unwrap
 from .config import ArchiveSettings, load_archive_settings
-from .exceptions import BatchProcessingError, EventError
-from .logs import log, request_id_of, run_logged, set_context
+from .exceptions import DeadlineError, EventError, MpsTriggersError
+from .invocation import Invocation, Report, Source, guard, log_failure, run_job
+from .lines import ArchiveLine, ArchiveObject, batch_objects, build_line, push_failed_object, single_object
+from .logs import log
+from .redaction import scrub
+from .retries import call_within
+from .safejson import JsonError, loads
 from .storage import ObjectStore, StorageError, open_store
-from .webhook import WebhookClient, WebhookError
+from .webhook import Digest, DigestItem, WebhookClient, WebhookError
+
+MIN_WRITE_SECONDS = 2.0
+"""Least budget (seconds, after the safety margin) with which an archive write is started."""
+WRITE_TIMEOUT = 20.0
+"""Longest one archive write may take (seconds), when the invocation has more time than that."""
+PUSH_FAILED_RESERVE = 3.0
+"""Seconds kept, while pushing a digest, for writing its push_failed record if the push does not go through."""
 
 
 @dataclass
-class ArchiveReport:
-    """The outcome of one archive invocation."""
+class ArchiveReport(Report):
+    """The outcome of one archive invocation: the platform it came from, objects written, lines archived."""
 
-    source: str
     platform: str | None = None
-    status: int = 200
-    body: dict[str, Any] = field(default_factory=dict)
-    message_ids: list[str] = field(default_factory=list)
-    failed: dict[str, BaseException] = field(default_factory=dict)
     keys: list[str] = field(default_factory=list)
     lines: int = 0
-
-    def http_response(self) -> dict[str, Any]:
-        """Lambda function URL / API Gateway response, equally SCF's integration response."""
-        return {"statusCode": self.status, "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(self.body, ensure_ascii=False), "isBase64Encoded": False}
-
-    def sqs_response(self) -> dict[str, list[dict[str, str]]]:
-        """``batchItemFailures`` for exactly the failed messages; raises if a failed record has no messageId."""
-        if any(rid not in self.message_ids for rid in self.failed):
-            raise BatchProcessingError(self.failed, len(self.message_ids))
-        return sqs_response(self.failed)
-
-    def raise_for_failures(self) -> None:
-        if self.failed:
-            raise BatchProcessingError(self.failed, max(1, len(self.message_ids)))
+    pushed: bool | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {"source": self.source, "lines": self.lines, "objects": self.keys, "failed": len(self.failed)}
+        return {"source": self.source.value, "lines": self.lines, "objects": self.keys, "failed": len(self.failures),
+                "pushed": self.pushed}
 
 
 class ArchiveJob:
-    """Holds what lives for a container: settings, the object store, the webhook client, the push pool."""
+    """Holds what lives for a container: settings, the object store, the webhook client.
+
+    Create once per container (:func:`default_job`); :meth:`run` per invocation. ``store`` and ``webhook`` may be
+    injected (tests, benchmarks). Logs a warning at creation when callbacks are not authenticated.
+    """
 
     def __init__(self, settings: ArchiveSettings, store: ObjectStore | None = None,
                  webhook: WebhookClient | None = None) -> None:
@@ -71,8 +78,11 @@ class ArchiveJob:
         self.webhook = webhook
         if webhook is None and settings.webhook_url:
             self.webhook = WebhookClient(settings.webhook_url, settings.webhook_format, settings.webhook_timeout,
-                                         settings.webhook_max_attempts)
-        self.runner = BoundedRunner(settings.archive_max_concurrency)
+                                         settings.webhook_max_attempts, settings.webhook_rate)
+        if not settings.mps_notify_key and not settings.callback_token:
+            log("warning", "callbacks are not authenticated",
+                reason="neither MPS_NOTIFY_KEY nor CALLBACK_TOKEN is set: anyone who learns the callback URL can "
+                       "write archive lines and chat messages; set both (README, Authentication)")
 
     @property
     def store(self) -> ObjectStore:
@@ -84,142 +94,195 @@ class ArchiveJob:
                                      s.mps_session_token.get_secret_value() if s.mps_session_token else None)
         return self._store
 
+    @property
+    def archive_uri(self) -> str:
+        """The archive's base, ``s3://bucket/`` or ``cos://bucket-appid/``, for naming objects in digests."""
+        return f"{self.location.storage}://{self.location.bucket}/"
+
     def run(self, event: Any, context: Any = None) -> ArchiveReport:
-        """Archive one invocation. Raises :class:`EventError` only for an event of no known shape."""
-        request_id = request_id_of(context)
-        set_context(request_id=request_id)
-        inv = parse_callback_event(event, request_id)
-        if inv.source == "http":
-            assert inv.http is not None
-            return self._http(inv.http)
-        if inv.source == "sqs":
-            return self._sqs(inv)
-        return self._trigger(inv)
+        """Archive one invocation (``context``: the platform's, or an :class:`Invocation`). Raises
+        :class:`~mps_triggers.exceptions.EventError` only for an event of no known shape."""
+        invocation = Invocation.of(context)
+        shape = parse_callback_event(event, invocation.request_id, self.settings.callback_max_bytes)
+        if shape.http is not None:
+            report = ArchiveReport(Source.HTTP, invocation, platform=shape.http.platform)
+            outcome = guard(shape.http.request_id or "request", lambda: self._http(shape.http, report))
+            if isinstance(outcome, MpsTriggersError):  # unexpected: answer, never raise at the sender
+                report.answer(500, {"error": "internal error, retry later"})
+            return report
+        if shape.source is Source.SQS:
+            return self._sqs(shape.records, invocation)
+        return self._trigger(shape.notification, invocation)
 
     # --- one callback: HTTP or MPS trigger ------------------------------------------------------------------
 
-    def _http(self, req: HttpRequest) -> ArchiveReport:
-        report = ArchiveReport("http", platform=req.platform)
+    def _http(self, req: HttpRequest, report: ArchiveReport) -> ArchiveReport:
         s = self.settings
+        rid = req.request_id or "request"
+        report.record(rid)
 
         def reject(status: int, reason: str) -> ArchiveReport:
-            log("warning", "callback rejected", status=status, reason=reason, source="http", source_id=req.request_id,
-                bytes=len(req.body))
-            report.status, report.body = status, {"error": reason}
-            return report
+            log("warning", "callback rejected", status=status, reason=reason, source="http", source_id=rid,
+                bytes=req.body_size)
+            return report.answer(status, {"error": reason})
 
         if req.method != "POST":
-            return reject(405, f"method {req.method or '?'} not allowed, use POST")
-        if s.callback_token and not _same(req.query.get("token", ""), s.callback_token.get_secret_value()):
+            return reject(405, f"method {req.method[:16] or '?'} not allowed, use POST")
+        if s.callback_token and not token_matches(req, s.callback_token.get_secret_value()):
             return reject(401, "token query parameter missing or wrong")
-        if len(req.body) > s.callback_max_bytes:
-            return reject(413, f"body of {len(req.body)} bytes exceeds {s.callback_max_bytes}")
+        if req.body_size > s.callback_max_bytes:
+            return reject(413, f"body of {req.body_size} bytes exceeds {s.callback_max_bytes}")
+        if req.body is None:
+            return reject(400, req.body_problem or "body missing")
         try:
-            doc = unwrap(json.loads(req.body.decode("utf-8")))
-        except (UnicodeDecodeError, ValueError):
-            return reject(400, "body is not JSON")
+            doc = unwrap(loads(req.body))
+        except JsonError as exc:
+            return reject(400, f"body is {exc}" if str(exc).startswith("not") else f"body {exc}")
         if not isinstance(doc, dict):
             return reject(400, "body is not a JSON object")
+        verified = False
         if s.mps_notify_key:
             why = check_signature(doc, s.mps_notify_key.get_secret_value(), s.callback_clock_skew)
             if why:
                 return reject(401, why)
+            verified = True
         try:
-            key, lid = self._one(doc, "http", req.request_id)
-        except StorageError as exc:
-            report.failed[req.request_id or "request"] = exc
-            report.status, report.body = 503, {"error": "archive write failed, retry later"}
-            return report
-        except WebhookError as exc:
-            report.failed[req.request_id or "request"] = exc
-            report.status, report.body = 502, {"error": "archived, but the webhook push failed; retry"}
-            return report
-        report.keys, report.lines, report.body = [key], 1, {"ok": True, "id": lid, "key": key}
-        return report
-
-    def _trigger(self, inv: CallbackInvocation) -> ArchiveReport:
-        report = ArchiveReport("scf-mps-trigger")
-        doc = unwrap(inv.notification)
+            line = build_line(doc, "http", rid, time.time(), verified=verified)
+        except ValueError as exc:  # nested beyond 64 levels, or a value JSON cannot carry
+            return reject(400, f"body {exc}" if isinstance(exc, JsonError) else "body holds a value JSON cannot carry")
+        obj = single_object(self.location.prefix, line, time.time(), rid)
         try:
-            key, lid = self._one(doc, "scf-mps-trigger", inv.request_id)
-        except (StorageError, WebhookError) as exc:
-            report.failed[inv.request_id or "notification"] = exc
-            return report
-        report.keys, report.lines = [key], 1
-        return report
+            self._write(obj, "http", report.invocation)
+        except (StorageError, DeadlineError) as exc:
+            report.fail(rid, exc)
+            return report.answer(503, {"error": "archive write failed, retry later"})
+        report.keys, report.lines = [obj.key], 1
+        report.pushed = self._push([DigestItem(line.id, line.normalized, obj.key)], "http", rid, report.invocation)
+        return report.answer(200, {"ok": True, "id": line.id, "key": obj.key})
 
-    def _one(self, doc: dict[str, Any], source: str, source_id: str | None) -> tuple[str, str]:
-        """Write one notification's object and push it. Returns ``(key, line id)``; raises Storage/WebhookError."""
-        now = time.time()
-        line = build_line(doc, normalize(doc), source, source_id, now)
-        obj = single_object(self.location.prefix, line, now, source_id or "")
-        self._put(obj.key, obj.data, 1, source)
-        self._push(line, obj.key)
-        return obj.key, line.id
+    def _trigger(self, notification: Any, invocation: Invocation) -> ArchiveReport:
+        report = ArchiveReport(Source.DIRECT, invocation)
+        rid = invocation.request_id or "notification"
+        report.record(rid)
+        doc = unwrap(notification)
+        verified = False
+        if self.settings.mps_notify_key and isinstance(doc, dict) and "Sign" in doc:
+            verified = check_signature(doc, self.settings.mps_notify_key.get_secret_value(),
+                                       self.settings.callback_clock_skew) is None
+        outcome = guard(rid, lambda: self._line(rid, doc, time.time(), "scf-mps-trigger", verified))
+        if isinstance(outcome, MpsTriggersError):
+            report.fail(rid, outcome)
+            return report
+        obj = single_object(self.location.prefix, outcome, time.time(), rid)
+        try:
+            self._write(obj, "scf-mps-trigger", invocation)
+        except (StorageError, DeadlineError) as exc:
+            report.fail(rid, exc)
+            return report
+        report.keys, report.lines = [obj.key], 1
+        report.pushed = self._push([DigestItem(outcome.id, outcome.normalized, obj.key)], "scf-mps-trigger", rid,
+                                   invocation)
+        return report
 
     # --- SQS batch ------------------------------------------------------------------------------------------
 
-    def _sqs(self, inv: CallbackInvocation) -> ArchiveReport:
-        report = ArchiveReport("sqs", message_ids=[m.message_id for m in inv.messages])
-        for err in inv.bad_messages:
-            report.failed[err.record] = err
-            log("error", "bad record", record=err.record, field=err.field, error=err.problem)
+    def _sqs(self, records: list[Any], invocation: Invocation) -> ArchiveReport:
+        report = ArchiveReport(Source.SQS, invocation)
         now = time.time()
         lines: list[tuple[str, ArchiveLine]] = []
-        for msg in inv.messages:
-            try:
-                doc = unwrap(json.loads(msg.body))
-            except ValueError as exc:
-                report.failed[msg.message_id] = EventError(msg.message_id, "body", f"not JSON ({exc})")
-                log("error", "bad record", record=msg.message_id, field="body", error="not JSON")
+        for rec in records:
+            report.record(rec.record_id, rec.message_id)
+            if rec.error is not None:
+                report.fail(rec.record_id, rec.error)
+                log_failure(rec.record_id, rec.error)
                 continue
-            if not isinstance(doc, dict):
-                report.failed[msg.message_id] = EventError(msg.message_id, "body", "not a JSON object")
-                log("error", "bad record", record=msg.message_id, field="body", error="not a JSON object")
-                continue
-            lines.append((msg.message_id, build_line(doc, normalize(doc), "sqs", msg.message_id, now)))
-        written: list[tuple[str, ArchiveLine, str]] = []
-        for obj in batch_objects(self.location.prefix, lines, report.message_ids, now):
+            outcome = guard(rec.record_id, lambda: self._line(rec.record_id, rec.body, now, "sqs"))
+            if isinstance(outcome, MpsTriggersError):
+                report.fail(rec.record_id, outcome)
+            else:
+                lines.append((rec.record_id, outcome))
+        items: list[DigestItem] = []
+        for obj in batch_objects(self.location.prefix, lines, [r for r, m in report.records.items() if m], now):
             try:
-                self._put(obj.key, obj.data, len(obj.entries), "sqs")
-            except StorageError as exc:
+                self._write(obj, "sqs", invocation)
+            except (StorageError, DeadlineError) as exc:
                 for rid, _ in obj.entries:
-                    report.failed[rid] = exc
+                    report.fail(rid, exc)
                 continue
             report.keys.append(obj.key)
             report.lines += len(obj.entries)
-            written.extend((rid, line, obj.key) for rid, line in obj.entries)
-        if self.webhook is not None and written:
-            outcomes = self.runner.map(lambda w: self._push(w[1], w[2]), written)
-            for (rid, _, _), outcome in zip(written, outcomes):
-                if isinstance(outcome, BaseException):
-                    report.failed.setdefault(rid, outcome)
+            items.extend(DigestItem(line.id, line.normalized, obj.key) for _, line in obj.entries)
+        report.pushed = self._push(items, "sqs", invocation.request_id, invocation)
         return report
+
+    def _line(self, record_id: str, body: str | dict[str, Any], now: float, source: str,
+              verified: bool = False) -> ArchiveLine:
+        """The archive line of one notification: ``body`` is the SQS message text or the trigger's dict. Raises
+        :class:`EventError` (field ``body``) for text that is not JSON, not an object, or nested too deeply."""
+        try:
+            doc = unwrap(loads(body)) if isinstance(body, str) else body
+        except JsonError as exc:
+            raise EventError(record_id, "body", str(exc)) from None
+        if not isinstance(doc, dict):
+            raise EventError(record_id, "body", f"expected a JSON object, got {type(doc).__name__}")
+        try:
+            return build_line(doc, source, record_id, now, verified=verified)
+        except JsonError as exc:
+            raise EventError(record_id, "body", str(exc)) from None
 
     # --- I/O ---------------------------------------------------------------------------------------------------
 
-    def _put(self, key: str, data: bytes, lines: int, source: str) -> None:
+    def _write(self, obj: ArchiveObject, source: str, invocation: Invocation) -> None:
+        """Write ``obj`` within the invocation's budget. Raises StorageError, or DeadlineError when too little time
+        is left to start it or it did not finish in time (the platform redelivers its records)."""
+        budget = invocation.within(WRITE_TIMEOUT)
+        lines = max(1, len(obj.entries))
+        if budget < MIN_WRITE_SECONDS:
+            log("error", "archive write not started", key=obj.key, lines=lines, source=source,
+                reason=f"{max(budget, 0.0):.1f} s left before the invocation's deadline")
+            raise DeadlineError(f"archive write of {obj.key} not started: the invocation's deadline is near")
         try:
-            self.store.put(key, data)
+            call_within(lambda: self.store.put(obj.key, obj.data), budget, "archive write")
+        except TimeoutError as exc:
+            log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
+            raise DeadlineError(f"archive write of {obj.key}: {exc}") from None
         except StorageError as exc:
-            log("error", "archive write failed", key=key, lines=lines, source=source, error=str(exc))
+            log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
             raise
-        log("info", "archived", key=key, lines=lines, bytes=len(data), source=source)
+        except Exception as exc:  # the store could not be made (SDK missing, bad region): this write fails alone
+            log("error", "archive write failed", key=obj.key, lines=lines, source=source,
+                error=f"{type(exc).__name__}: {exc}")
+            raise StorageError(f"{obj.key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
+        log("info", "archived", key=obj.key, lines=lines, bytes=len(obj.data), source=source)
 
-    def _push(self, line: ArchiveLine, key: str) -> None:
-        if self.webhook is None:
-            return
-        n = line.normalized
+    def _push(self, items: list[DigestItem], source: str, source_id: str | None, invocation: Invocation) -> bool | None:
+        """Send the digest of ``items``; on failure write its push_failed record. Returns True (delivered), False
+        (recorded or, if even that failed, logged) or None (no webhook, or nothing to say). Never raises."""
+        if self.webhook is None or not items:
+            return None
+        digest = Digest(items, self.archive_uri)
+        body = digest.render(self.webhook.fmt)
+        task_ids = [i.callback.task_id for i in items]
         try:
-            attempts = self.webhook.push(n, key)
+            done = self.webhook.push(body, invocation.call_deadline(reserve=PUSH_FAILED_RESERVE))
         except WebhookError as exc:
-            log("error", "webhook push failed", task_id=n.task_id, event_type=n.event_type, id=line.id, error=str(exc))
-            raise
-        log("info", "webhook pushed", task_id=n.task_id, event_type=n.event_type, id=line.id, attempts=attempts)
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+            reason, attempts = str(exc), getattr(exc, "attempts", 1)
+        except Exception as exc:  # a push must never fail an archived callback
+            reason, attempts = f"internal error: {type(exc).__name__}: {exc}", 1
+        else:
+            log("info", "webhook pushed", webhook=self.webhook.webhook_id, callbacks=len(items),
+                attempts=done.attempts)
+            return True
+        log("warning", "webhook push failed", webhook=self.webhook.webhook_id, callbacks=len(items), reason=reason)
+        record = push_failed_object(self.location.prefix, covers=digest.covers(), body=body, fmt=self.webhook.fmt,
+                                    webhook=self.webhook.webhook_id, reason=reason, attempts=attempts,
+                                    source_type=source, source_id=source_id, failed_at=time.time())
+        try:
+            self._write(record, "push_failed", invocation)
+        except (StorageError, DeadlineError) as exc:
+            log("error", "push failure not recorded", webhook=self.webhook.webhook_id, callbacks=len(items),
+                task_ids=task_ids[:100], error=str(exc))
+        return False
 
 
 @functools.lru_cache(maxsize=1)
@@ -230,4 +293,4 @@ def default_job() -> ArchiveJob:
 
 def run(event: Any, context: Any = None) -> ArchiveReport:
     """Run the container's :func:`default_job` on one invocation (configuration and shape errors are logged)."""
-    return run_logged(default_job, event, context)
+    return run_job(default_job, event, context)

@@ -26,6 +26,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .exceptions import ConfigError
+from .redaction import is_secret_param, register_secret
 
 # ProcessMedia task parameters a route may set inline (ProcessMedia API 2019-06-12, "Input Parameters").
 TASK_FIELDS = frozenset({
@@ -35,6 +36,8 @@ TASK_FIELDS = frozenset({
 DEFAULT_ENDPOINT = "mps.tencentcloudapi.com"
 DEFAULT_OUTPUT_DIR = "/mps-output/"
 _ARCHIVE_URI = re.compile(r"^(s3|cos)://([^/?#]+)(?:/([^?#]*))?$")
+MAX_ARCHIVE_PREFIX_BYTES = 512
+"""Longest ``ARCHIVE_URI`` prefix: archive keys add at most 168 bytes to it, and S3/COS keys end at 1,024."""
 _COS_DOMAIN = re.compile(r"^([a-z0-9-]+-\d+)\.cos\.([a-z0-9-]+)\.myqcloud\.com$")
 
 
@@ -52,7 +55,8 @@ class ArchiveLocation:
 def parse_archive_uri(uri: str) -> ArchiveLocation:
     """``s3://bucket/prefix``, ``cos://bucket-appid/prefix`` or the COS domain form → :class:`ArchiveLocation`.
 
-    Raises ValueError for anything else (a COS bucket must be ``name-appid``).
+    Raises ValueError for anything else (a COS bucket must be ``name-appid``; the prefix at most
+    :data:`MAX_ARCHIVE_PREFIX_BYTES` bytes of UTF-8, without ``..`` segments).
     """
     m = _ARCHIVE_URI.match(uri.strip())
     if not m:
@@ -67,6 +71,11 @@ def parse_archive_uri(uri: str) -> ArchiveLocation:
             raise ValueError(f"COS bucket {host!r} must be name-appid, e.g. media-1250000000")
     elif not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", host):
         raise ValueError(f"{host!r} is not an S3 bucket name")
+    if ".." in path.split("/"):
+        raise ValueError("the prefix may not contain '..' segments")
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_ARCHIVE_PREFIX_BYTES:
+        raise ValueError(f"the prefix is longer than {MAX_ARCHIVE_PREFIX_BYTES} bytes: archive keys would pass "
+                         f"S3's and COS's 1,024-byte limit")
     return ArchiveLocation(storage, host, f"{path}/" if path else "", region)  # type: ignore[arg-type]
 
 
@@ -148,14 +157,31 @@ class Route(BaseModel):
 
 
 def _check_url(v: str | None) -> str | None:
-    if v is not None and not re.match(r"^https?://[^/\s]+", v):
-        raise ValueError(f"must be an http(s) URL, got {v!r}")
+    """An http(s) URL with a host and no whitespace. The value is never quoted in the error: it may carry a key."""
+    if v is not None and not re.fullmatch(r"https?://[^/\s?#]+(?:[/?#]\S*)?", v):
+        raise ValueError("must be an http(s) URL with a host and no spaces (value not shown: it may hold a key)")
     return v
+
+
+def _register_url_secrets(url: str | None) -> None:
+    """Register the values of secret-named query parameters of ``url`` (a WeCom robot's ``key``, a ``token``)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    if url:
+        for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
+            if is_secret_param(name):
+                register_secret(value)
+
+
+def _has_dotdot(path: str) -> bool:
+    return ".." in path.split("/")
 
 
 def _check_dir(v: str) -> str:
     if not (v.startswith("/") and v.endswith("/")):
         raise ValueError(f"must start and end with '/' (MPS OutputDir), got {v!r}")
+    if _has_dotdot(v):
+        raise ValueError(f"may not contain '..' segments, got {v!r}")
     return v
 
 
@@ -200,6 +226,7 @@ class Settings(BaseModel):
     mps_max_concurrency: int = Field(default=10, ge=1, le=100)
     mps_max_attempts: int = Field(default=6, ge=1, le=20)
     mps_timeout: float = Field(default=10.0, gt=0, le=120)
+    callback_token: SecretStr | None = None
     archive_uri: str | None = None
     archive_region: str | None = None
 
@@ -291,8 +318,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings = Settings(**values)
     except ValidationError as exc:
         raise _config_error(exc, values) from None
+    _register_secrets(settings)
     _check(settings)
     return settings
+
+
+def _register_secrets(settings: BaseModel) -> None:
+    """Every secret the settings hold is masked wherever it turns up (logs, error messages, archive lines)."""
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            register_secret(value.get_secret_value())
+        elif name.endswith("_url") and isinstance(value, str):
+            _register_url_secrets(value)
 
 
 def _config_error(exc: ValidationError, values: dict[str, Any]) -> ConfigError:
@@ -328,6 +366,9 @@ def _check(s: Settings) -> None:
                           "set one, not both (give the catch-all route its schedule_id inside MPS_ROUTES)")
     if s.mps_notify_url and s.mps_notify_sqs_queue:
         raise ConfigError("MPS_NOTIFY_URL/MPS_NOTIFY_SQS_QUEUE", "choose one callback target (NotifyType URL or AWS-SQS)")
+    if s.mps_notify_url and s.callback_token and "token" in _query_names(s.mps_notify_url):
+        raise ConfigError("MPS_NOTIFY_URL/CALLBACK_TOKEN", "give the token once: set CALLBACK_TOKEN (the job adds it "
+                                                           "to NotifyUrl, URL-encoded) and leave it out of the URL")
     if s.mps_notify_sqs_queue and not s.mps_notify_sqs_region:
         raise ConfigError("MPS_NOTIFY_SQS_REGION", "required with MPS_NOTIFY_SQS_QUEUE (the queue's AWS region)")
     if s.mps_notify_sqs_queue and not (s.mps_s3_secret_id or s.mps_s3_credentials_secret_arn):
@@ -357,11 +398,22 @@ def _check(s: Settings) -> None:
                               f"route prefix {r.prefix!r} lies inside the archive location {s.archive_uri}")
 
 
+def _query_names(url: str) -> set[str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+
+
 def _check_task_paths(route: Route, out_dir: str, rname: str, dir_setting: str) -> None:
-    """An absolute OutputObjectPath/…ObjectName in inline tasks must stay under the output dir (else: a loop)."""
+    """Output paths in inline tasks (``…ObjectPath``, ``…ObjectName``, ``…Dir``) may not climb out with ``..``
+    segments, and an absolute one must stay under the output dir (else: a loop)."""
     def walk(value: Any, path: str) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
+                is_path = k.endswith("ObjectPath") or k.endswith("ObjectName") or k.endswith("Dir")
+                if isinstance(v, str) and is_path and _has_dotdot(v):
+                    raise ConfigError(f"{rname}.tasks{path}.{k}",
+                                      f"{v!r} has a '..' segment: outputs could land outside {out_dir!r}")
                 if isinstance(v, str) and (k.endswith("ObjectPath") or k.endswith("ObjectName")) and v.startswith("/"):
                     if not v.startswith(out_dir):
                         raise ConfigError(f"{rname}.tasks{path}.{k}/{dir_setting}",
@@ -372,6 +424,9 @@ def _check_task_paths(route: Route, out_dir: str, rname: str, dir_setting: str) 
             for i, v in enumerate(value):
                 walk(v, f"{path}[{i}]")
     walk(route.tasks or {}, "")
+
+
+WEBHOOK_DEFAULT_RATES = {"wecom": 20, "slack": 60, "json": 0}
 
 
 class ArchiveSettings(BaseModel):
@@ -393,7 +448,7 @@ class ArchiveSettings(BaseModel):
     webhook_format: Literal["wecom", "slack", "json"] = "json"
     webhook_timeout: float = Field(default=5.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=3, ge=1, le=10)
-    archive_max_concurrency: int = Field(default=8, ge=1, le=64)
+    webhook_max_per_minute: int | None = Field(default=None, ge=0, le=6000)
     mps_secret_id: SecretStr | None = None
     mps_secret_key: SecretStr | None = None
     mps_session_token: SecretStr | None = None
@@ -411,6 +466,14 @@ class ArchiveSettings(BaseModel):
         return parse_archive_uri(self.archive_uri)
 
     @property
+    def webhook_rate(self) -> int:
+        """Pushes per minute per webhook URL and container (0: unpaced): ``WEBHOOK_MAX_PER_MINUTE``, else the
+        documented limit of the format (WeCom group robot 20/min; Slack incoming webhook about 1/s)."""
+        if self.webhook_max_per_minute is not None:
+            return self.webhook_max_per_minute
+        return WEBHOOK_DEFAULT_RATES[self.webhook_format]
+
+    @property
     def region(self) -> str | None:
         """ARCHIVE_REGION, else the region in the URI, else (S3) the function's own region."""
         return self.archive_region or self.location.region or (
@@ -425,6 +488,7 @@ def load_archive_settings(environ: Mapping[str, str] | None = None) -> ArchiveSe
         settings = ArchiveSettings(**values)
     except ValidationError as exc:
         raise _config_error(exc, values) from None
+    _register_secrets(settings)
     if settings.location.storage == "cos":
         if not settings.region:
             raise ConfigError("ARCHIVE_REGION", "required for a COS archive (e.g. ap-guangzhou), or use the URI form "

@@ -6,8 +6,12 @@ can tell "the input was wrong" from "the code is wrong"::
     MpsTriggersError
     ├── ConfigError          an environment variable is missing or invalid (names the variable)
     ├── EventError           an invocation or one of its records has the wrong shape (names record and field)
+    ├── RecordError          handling one record raised something unexpected (RecursionError, UnicodeError, ...)
+    ├── DeadlineError        a record was not started, or not finished, before the invocation's deadline
     ├── SecretError          a Secrets Manager secret could not be read or lacks a field
     ├── BatchProcessingError a direct (non-SQS) invocation had failed records; carries each record's error
+    ├── storage.StorageError writing an archive object failed
+    ├── webhook.WebhookError a chat/webhook push failed (never fails a callback: recorded under push_failed)
     └── mps.MpsError         the MPS API or the transport to it failed (see mps.py)
 """
 from __future__ import annotations
@@ -42,6 +46,24 @@ class EventError(MpsTriggersError):
         self.field = field
         self.problem = problem
         super().__init__(f"record {record}: field {field}: {problem}")
+
+
+class RecordError(MpsTriggersError):
+    """Handling one record raised an exception that is not one of the project's typed errors.
+
+    The record guard (:func:`mps_triggers.invocation.guard`) turns it into this record's failure, so it never fails
+    the batch. ``record`` names the record, ``error_type`` the original exception's class, ``problem`` its message.
+    """
+
+    def __init__(self, record: str, error_type: str, problem: str) -> None:
+        self.record = record
+        self.error_type = error_type
+        self.problem = problem
+        super().__init__(f"record {record}: internal error: {error_type}: {problem}")
+
+
+class DeadlineError(MpsTriggersError):
+    """Not started, or not finished, before the invocation's deadline: the platform delivers the record again."""
 
 
 class SecretError(MpsTriggersError):

@@ -1,4 +1,4 @@
-"""MPS API client: TC3-HMAC-SHA256 signing, the MpsError hierarchy, and the retry policy.
+"""MPS API client: TC3-HMAC-SHA256 signing, the MpsError hierarchy, and which errors are retried.
 
 Source: Tencent Cloud API 3.0 "Signature v3" and the official SDK (``tencentcloud/common/abstract_client.py``,
 ``sign.py``); ProcessMedia API 2019-06-12 and its error codes; ``common/retry.py`` for what the SDK retries. The
@@ -6,7 +6,7 @@ signer is tested byte for byte against the official SDK (tests/test_signing.py),
 dependency: importing it costs 0.2–1.3 s of cold start to send one POST.
 
 Errors (one base, families with their own base, the API's ``Error.Code`` and transport errors mapped in exactly
-one place, :func:`map_error` / :meth:`MpsClient._send`)::
+one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines are :mod:`mps_triggers.retries`)::
 
     MpsError                              code, message, request_id, http_status
     ├── MpsTransientError                 worth retrying
@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +32,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from .exceptions import MpsTriggersError
+from .redaction import scrub
+from .retries import Retry, RetryPolicy, retry
+from .safejson import JsonError, loads
 
 SERVICE = "mps"
 VERSION = "2019-06-12"
@@ -183,26 +185,6 @@ class Credentials:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Capped exponential backoff with full jitter: attempt n waits ``uniform(0, min(cap, base * 2**n))`` seconds.
-
-    Retries stop after ``max_attempts`` attempts, or earlier when the next wait plus one request would not fit in
-    the time left (the invocation's deadline minus ``safety_margin`` seconds). Throttling (a per-second limit that
-    frees within a second) is retried until the deadline, up to ``max_throttled_attempts``: giving up early would
-    only send the record back to its queue for a visibility timeout, and the SessionId makes every repeat safe.
-    """
-
-    max_attempts: int = 6
-    base: float = 0.1
-    cap: float = 2.0
-    safety_margin: float = 1.0
-    max_throttled_attempts: int = 30
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))
-
-
-@dataclass(frozen=True)
 class CallResult:
     """A successful API call: the ``Response`` object, the number of attempts it took, and the errors retried."""
 
@@ -212,22 +194,27 @@ class CallResult:
 
 
 class MpsClient:
-    """Signs and sends MPS API 3.0 calls over one reusable ``httpx.Client`` (thread-safe; create once per container).
+    """Signs and sends MPS API 3.0 calls over one reusable HTTP client (thread-safe; create once per container).
 
     ``endpoint`` is a host (``mps.tencentcloudapi.com``, ``mps.intl.tencentcloudapi.com``) for HTTPS, or a URL
     (``http://127.0.0.1:9000`` for the local emulator). ``credentials`` is a :class:`Credentials` or a callable
-    returning one (resolved on first use, e.g. from Secrets Manager). ``timeout`` is per attempt, in seconds.
+    returning one (resolved on first use, e.g. from Secrets Manager). ``timeout`` is the total budget of one
+    attempt in seconds (connect, send and every read of the answer, :class:`~mps_triggers.transport.BudgetedClient`),
+    cut shorter by the call's ``deadline``. Transient errors are retried by :func:`~mps_triggers.retries.retry`
+    under ``retry`` (:class:`~mps_triggers.retries.RetryPolicy`): throttling until the deadline, other transient
+    errors up to ``max_attempts``, ``AuthFailure.SignatureExpire`` once (the SDK's remedy: sign again).
 
     Example::
 
         client = MpsClient("mps.tencentcloudapi.com", Credentials("AKID…", "…"))
-        task_id = client.process_media({"InputInfo": {...}, "ScheduleId": 12345})["TaskId"]
+        task_id = client.process_media({"InputInfo": {...}, "ScheduleId": 12345}).response["TaskId"]
     """
 
     def __init__(self, endpoint: str, credentials: Credentials | Callable[[], Credentials], region: str | None = None,
-                 timeout: float = 10.0, retry: RetryPolicy | None = None, max_connections: int = 20,
-                 transport: Any = None) -> None:
-        import httpx  # imported here so that modules that only parse events do not pay for it
+                 timeout: float = 10.0, retry: RetryPolicy | None = None, max_connections: int = 20) -> None:
+        import httpx  # imported with the first client, not at cold start
+
+        from .transport import BudgetedClient
 
         self._httpx = httpx
         if "://" not in endpoint:
@@ -239,11 +226,7 @@ class MpsClient:
         self.retry = retry or RetryPolicy()
         self._credentials = credentials
         self._credentials_lock = threading.Lock()
-        self._http = httpx.Client(
-            timeout=timeout, transport=transport,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"User-Agent": "mps-triggers/0.1"},
-        )
+        self._http = BudgetedClient(self.url, max_connections=max_connections)
 
     def credentials(self) -> Credentials:
         """The credentials, resolving a provider once (thread-safe: the batch's worker threads share the client)."""
@@ -259,66 +242,70 @@ class MpsClient:
         """Call ProcessMedia with ``request`` (API parameters as a dict). Returns the ``Response`` (``TaskId``).
 
         Raises an :class:`MpsError` subclass: :class:`MpsDuplicateSessionError` when the SessionId was seen in
-        the last 3 days, a :class:`MpsPermanentError` at once, a :class:`MpsTransientError` when retries ran out.
-        ``deadline`` is a ``time.monotonic()`` value that retries must not pass.
+        the last 3 days, a :class:`MpsPermanentError` at once, a :class:`MpsTransientError` when retries ran out
+        (an answer with neither ``TaskId`` nor ``Error`` is one: ``InvalidResponse``). ``deadline`` is a
+        ``time.monotonic()`` value that no attempt may pass.
         """
-        return self.call("ProcessMedia", request, deadline)
+        return self.call("ProcessMedia", request, deadline, require="TaskId")
 
-    def call(self, action: str, params: dict[str, Any], deadline: float | None = None) -> CallResult:
-        """Send one API action with retries on transient errors (see :class:`RetryPolicy`)."""
+    def call(self, action: str, params: dict[str, Any], deadline: float | None = None,
+             require: str | None = None) -> CallResult:
+        """Send one API action with retries on transient errors. ``require`` names a field the ``Response`` must
+        carry as a non-empty string (else the answer counts as a transient ``InvalidResponse``)."""
         payload = json.dumps(params, separators=(",", ":")).encode("ascii")
-        retried: list[str] = []
-        attempt = throttled = 0
-        while True:
-            attempt += 1
-            try:
-                return CallResult(self._send(action, payload, deadline), attempt, tuple(retried))
-            except MpsThrottlingError as exc:
-                error, throttled = exc, throttled + 1
-            except MpsTransientError as exc:
-                error = exc
-            except MpsAuthError as exc:
-                # Clock skew: the SDK's documented remedy is to sign again with a fresh timestamp, once.
-                if exc.code != "AuthFailure.SignatureExpire" or "AuthFailure.SignatureExpire" in retried:
-                    raise
-                error = exc
-            if attempt - throttled >= self.retry.max_attempts or throttled >= self.retry.max_throttled_attempts:
-                raise error
-            wait = self.retry.delay(attempt - 1)
-            if deadline is not None and time.monotonic() + wait + self.retry.safety_margin + 0.1 > deadline:
-                raise error
-            retried.append(error.code)
-            time.sleep(wait)
+        done = retry(lambda: self._send(action, payload, deadline, require), _classify, self.retry, deadline,
+                     label=lambda exc: getattr(exc, "code", type(exc).__name__))
+        return CallResult(done.value, done.count, done.retried)
 
-    def _send(self, action: str, payload: bytes, deadline: float | None) -> dict[str, Any]:
-        """One signed POST. Every transport and API failure is mapped into MpsError here, and only here."""
+    def _send(self, action: str, payload: bytes, deadline: float | None, require: str | None) -> dict[str, Any]:
+        """One signed POST. Every transport and API failure is mapped into MpsError here, and only here. No text
+        of the answer other than the API's own ``Error`` (redacted) reaches an error message."""
         httpx = self._httpx
+        budget = self.timeout if deadline is None else min(self.timeout, deadline - time.monotonic())
+        if budget < self.retry.min_attempt:
+            raise MpsTimeoutError("DeadlineReached", "not sent: the invocation's deadline is too near")
         creds = self.credentials()
         headers = tc3_headers(creds.secret_id, creds.secret_key, self.host, action, payload, int(time.time()),
                               region=self.region, token=creds.token)
-        timeout = self.timeout
-        if deadline is not None:
-            timeout = max(0.1, min(timeout, deadline - time.monotonic() - self.retry.safety_margin))
         try:
-            resp = self._http.post(self.url, content=payload, headers=headers, timeout=timeout)
+            resp = self._http.post(self.url, content=payload, headers=headers, budget=budget)
         except httpx.TimeoutException as exc:
-            raise MpsTimeoutError("Timeout", f"{type(exc).__name__}: {exc}") from None
+            raise MpsTimeoutError("Timeout", f"no complete answer within {budget:.1f} s ({type(exc).__name__})") \
+                from None
         except httpx.TransportError as exc:
-            raise MpsNetworkError("NetworkError", f"{type(exc).__name__}: {exc}") from None
-        if resp.status_code == 429:
-            raise MpsThrottlingError("HTTP429", resp.text[:200], http_status=429)
-        if resp.status_code >= 500:
-            raise MpsServerError(f"HTTP{resp.status_code}", resp.text[:200], http_status=resp.status_code)
+            raise MpsNetworkError("NetworkError", f"{type(exc).__name__}: {scrub(str(exc))[:200]}") from None
+        status = resp.status_code
+        if status == 429:
+            raise MpsThrottlingError("HTTP429", "HTTP 429 Too Many Requests", http_status=429)
+        if status >= 500:
+            raise MpsServerError(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", http_status=status)
         try:
-            body = resp.json()
-            response = body["Response"]
-        except (ValueError, KeyError, TypeError):
-            raise MpsServerError("InvalidResponse", f"HTTP {resp.status_code}: {resp.text[:200]!r}",
-                                 http_status=resp.status_code) from None
-        error = response.get("Error") if isinstance(response, dict) else None
-        if error:
-            raise map_error(str(error.get("Code", "Unknown")), str(error.get("Message", "")),
-                            response.get("RequestId"), resp.status_code)
-        if resp.status_code != 200:
-            raise map_error(f"HTTP{resp.status_code}", resp.text[:200], response.get("RequestId"), resp.status_code)
+            response = loads(resp.content).get("Response")
+        except (JsonError, AttributeError):
+            response = None
+        if not isinstance(response, dict):
+            raise MpsServerError("InvalidResponse", f"HTTP {status}: the answer is not an API 3.0 JSON document "
+                                                    f"({len(resp.content)} bytes, not shown)", http_status=status)
+        request_id = response.get("RequestId") if isinstance(response.get("RequestId"), str) else None
+        error = response.get("Error")
+        if isinstance(error, dict) and error:
+            code, message = error.get("Code"), error.get("Message")
+            raise map_error(code[:100] if isinstance(code, str) and code else "Unknown",
+                            scrub(message)[:500] if isinstance(message, str) else "", request_id, status)
+        if status != 200:
+            raise map_error(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", request_id, status)
+        if require and not (isinstance(response.get(require), str) and response[require]):
+            raise MpsServerError("InvalidResponse", f"the answer has neither Error nor {require}", request_id, status)
         return response
+
+
+def _classify(exc: Exception, retried: tuple[str, ...]) -> Retry:
+    """Throttling is retried until the deadline; other transient errors up to ``max_attempts``; a clock-skew
+    ``AuthFailure.SignatureExpire`` once (signed again with a fresh timestamp); everything else fails at once."""
+    if isinstance(exc, MpsThrottlingError):
+        return Retry.THROTTLED
+    if isinstance(exc, MpsTransientError):
+        return Retry.AGAIN
+    if isinstance(exc, MpsAuthError) and exc.code == "AuthFailure.SignatureExpire" and exc.code not in retried:
+        return Retry.AGAIN
+    return Retry.FAIL

@@ -1,4 +1,4 @@
-"""Rules → ProcessMedia request; the runtime recursion guard; SessionId and SessionContext.
+"""Rules → ProcessMedia request; the runtime recursion guard. (SessionId and SessionContext: :mod:`.session`.)
 
 Source: ProcessMedia API 2019-06-12 (``InputInfo``/``MediaInputInfo``, ``OutputStorage``/``TaskOutputStorage``,
 ``OutputDir``, ``ScheduleId``, ``TaskNotifyConfig``, ``TasksPriority``, ``SessionId`` ≤ 50 characters,
@@ -13,16 +13,14 @@ Example::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from .config import Route, Settings
+from .session import session_context, session_id
 from .uploads import UploadedObject
-
-SESSION_ID_PREFIX = "mt1-"
-SESSION_CONTEXT_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -58,54 +56,6 @@ class Submission:
         return build_request(self.obj, self.route, self._settings, self.session_id, self.session_context, s3)
 
 
-def session_id(obj: UploadedObject) -> str:
-    """Deterministic MPS SessionId (44 characters) of an object version: storage, bucket, key, version, size.
-
-    The version is the version id, else the ETag, else the uploading request's id (COS events without either),
-    so a redelivered event yields the same id and MPS rejects the repeat (``InvalidParameterValue.SessionId``),
-    while a new upload of the same key (new version, new content) yields a new one.
-    """
-    version = obj.version_id or obj.etag or obj.upload_id or ""
-    material = "\x1f".join([obj.storage, obj.bucket, obj.key, version, "" if obj.size is None else str(obj.size)])
-    return SESSION_ID_PREFIX + hashlib.sha256(material.encode("utf-8")).hexdigest()[:40]
-
-
-def session_context(obj: UploadedObject, route: Route) -> str:
-    """Compact JSON (≤ 1000 UTF-8 bytes) naming the source object and route; MPS echoes it in every callback.
-
-    Shape: ``{"v":1,"src":"s3","b":"bucket","k":"key","r":"route"}``. A key too long to fit is cut, and
-    ``"kh"`` (sha256 of the full key, 16 hex) plus ``"kt":1`` mark the cut so the archive can still match it.
-    """
-    doc: dict[str, Any] = {"v": 1, "src": obj.storage, "b": obj.bucket, "k": obj.key, "r": route.name}
-    text = _compact(doc)
-    if len(text.encode("utf-8")) <= SESSION_CONTEXT_LIMIT:
-        return text
-    doc["kh"] = hashlib.sha256(obj.key.encode("utf-8")).hexdigest()[:16]
-    doc["kt"] = 1
-    key = obj.key
-    while True:  # each character takes at most 6 bytes of JSON, so cutting over // 6 always makes progress
-        text = _compact({**doc, "k": key})
-        over = len(text.encode("utf-8")) - SESSION_CONTEXT_LIMIT
-        if over <= 0:
-            return text
-        key = key[: len(key) - max(1, over // 6)]
-
-
-def _compact(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
-def read_session_context(text: str | None) -> dict[str, Any] | None:
-    """Parse a SessionContext written by :func:`session_context`; None when absent or not ours."""
-    try:
-        doc = json.loads(text or "")
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or doc.get("v") != 1 or not {"src", "b", "k"} <= doc.keys():
-        return None
-    return doc
-
-
 class Router:
     """Maps an :class:`UploadedObject` to a :class:`Skip` or a :class:`Submission` using the configured routes.
 
@@ -128,7 +78,7 @@ class Router:
                 return Skip(f"recursion guard: under {g.setting} ({g.bucket or '<input bucket>'}/{g.prefix})")
         for route in self.routes:
             if route.matches(obj.storage, obj.bucket, obj.key):
-                return Submission(obj, route, session_id(obj), session_context(obj, route), self.settings)
+                return Submission(obj, route, session_id(obj), session_context(obj, route.name), self.settings)
         return Skip("no route matches")
 
 
@@ -181,7 +131,7 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
 def task_notify_config(settings: Settings, s3: S3Credentials | None) -> dict[str, Any] | None:
     """TaskNotifyConfig from MPS_NOTIFY_*: NotifyType URL or AWS-SQS (set explicitly; MPS defaults to TDMQ-CMQ)."""
     if settings.mps_notify_url:
-        cfg: dict[str, Any] = {"NotifyType": "URL", "NotifyUrl": settings.mps_notify_url}
+        cfg: dict[str, Any] = {"NotifyType": "URL", "NotifyUrl": notify_url(settings)}
     elif settings.mps_notify_sqs_queue:
         sqs: dict[str, Any] = {"SQSRegion": settings.mps_notify_sqs_region, "SQSQueueName": settings.mps_notify_sqs_queue}
         if s3 is not None:
@@ -193,3 +143,15 @@ def task_notify_config(settings: Settings, s3: S3Credentials | None) -> dict[str
     if settings.mps_notify_key:
         cfg["NotifyKey"] = settings.mps_notify_key.get_secret_value()
     return cfg
+
+
+def notify_url(settings: Settings) -> str | None:
+    """``MPS_NOTIFY_URL`` with ``token=<CALLBACK_TOKEN>`` appended, URL-encoded (a ``+`` or ``/`` from
+    ``openssl rand -base64`` arrives intact: the archive job compares the decoded value)."""
+    url = settings.mps_notify_url
+    if not url or not settings.callback_token:
+        return url
+    token = quote(settings.callback_token.get_secret_value(), safe="")
+    base, _, fragment = url.partition("#")
+    sep = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{sep}token={token}" + (f"#{fragment}" if fragment else "")

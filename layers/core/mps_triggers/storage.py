@@ -17,6 +17,7 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from .exceptions import MpsTriggersError
+from .redaction import scrub
 
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 
@@ -49,7 +50,7 @@ class S3Store:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPE)
         except Exception as exc:  # botocore ClientError, EndpointConnectionError, ...: one place to translate
-            raise StorageError(f"s3://{self.bucket}/{key}: {type(exc).__name__}: {exc}") from None
+            raise StorageError(f"s3://{self.bucket}/{key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
 
 
 class CosStore:
@@ -71,7 +72,7 @@ class CosStore:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPE)
         except Exception as exc:  # CosServiceError, CosClientError, requests errors: one place to translate
-            raise StorageError(f"cos://{self.bucket}/{key}: {type(exc).__name__}: {_cos_message(exc)}") from None
+            raise StorageError(f"cos://{self.bucket}/{key}: {type(exc).__name__}: {scrub(_cos_message(exc))}") from None
 
 
 def _cos_message(exc: Exception) -> str:

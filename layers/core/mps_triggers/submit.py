@@ -1,25 +1,28 @@
 """The submit job: upload event → normalize → guard → route → ProcessMedia (idempotent SessionId).
 
-``functions/submit/app.py`` calls :func:`run` and turns the :class:`SubmitReport` into the platform's answer:
-``report.sqs_response()`` for SQS batches, ``report.raise_for_failures()`` for direct S3/EventBridge/SNS/COS
-invocations (the platform retries; objects already accepted are rejected by MPS as duplicate sessions).
+``functions/submit/app.py`` is ``return submit.run(event, context).respond()``: SQS batches get
+``{"batchItemFailures": [...]}`` with exactly the failed messages; direct S3/EventBridge/SNS/COS invocations get a
+summary, or :class:`~mps_triggers.exceptions.BatchProcessingError` so the platform retries (objects already accepted
+are rejected by MPS as duplicate sessions).
 
 Rules (DESIGN.md): a record is successful only after MPS accepted each of its objects or reported it a duplicate,
-or it was deliberately skipped; one bad record never fails the others.
+or it was deliberately skipped; one bad record never fails the others (each record runs under the spine's record
+guard); every ProcessMedia attempt ends before the invocation's deadline less the safety margin
+(:mod:`mps_triggers.invocation`), and a record that could not be tried in time fails, to be delivered again.
 """
 from __future__ import annotations
 
 import functools
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .batch import BoundedRunner, sqs_response
 from .config import Settings, load_settings
-from .exceptions import BatchProcessingError, ConfigError
-from .logs import log, request_id_of, run_logged, set_context
-from .mps import MpsClient, MpsDuplicateSessionError, MpsError, RetryPolicy
+from .exceptions import ConfigError, MpsTriggersError
+from .invocation import Invocation, RecordRunner, Report, run_job
+from .logs import log
+from .mps import MpsClient, MpsDuplicateSessionError, MpsError
+from .retries import RetryPolicy
 from .routing import Router, S3Credentials, Skip, Submission
 from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
 
@@ -38,7 +41,7 @@ class ObjectResult:
     session_id: str | None = None
     task_id: str | None = None
     reason: str | None = None
-    error: BaseException | None = None
+    error: MpsTriggersError | None = None
     attempts: int = 0
     retried: tuple[str, ...] = ()
 
@@ -51,50 +54,25 @@ class ObjectResult:
 
 
 @dataclass
-class SubmitReport:
-    """The outcome of one invocation: every record and every object in it."""
+class SubmitReport(Report):
+    """The outcome of one submit invocation: the parsed event, and every object's :class:`ObjectResult`."""
 
-    event: UploadEvent
+    event: UploadEvent | None = None
     results: list[ObjectResult] = field(default_factory=list)
-
-    def failed_records(self) -> dict[str, BaseException]:
-        """Record id → the first error of that record (parse error or a failed object)."""
-        failed: dict[str, BaseException] = {}
-        for rec in self.event.records:
-            if rec.error is not None:
-                failed[rec.record_id] = rec.error
-        for r in self.results:
-            if r.outcome == "failed" and r.error is not None:
-                failed.setdefault(r.record_id, r.error)
-        return failed
-
-    def sqs_response(self) -> dict[str, list[dict[str, str]]]:
-        """``batchItemFailures`` for exactly the failed messages. Raises BatchProcessingError when a failed
-        record has no messageId (it cannot be named, so the whole batch must be retried)."""
-        failed = self.failed_records()
-        by_id = {r.record_id: r.message_id for r in self.event.records}
-        if any(not by_id.get(rid) for rid in failed):
-            raise BatchProcessingError(failed, len(self.event.records))
-        return sqs_response(by_id[rid] for rid in failed)  # type: ignore[misc]
-
-    def raise_for_failures(self) -> None:
-        """Raise :class:`BatchProcessingError` (carrying each record's error) if any record failed."""
-        failed = self.failed_records()
-        if failed:
-            raise BatchProcessingError(failed, len(self.event.records))
 
     def summary(self) -> dict[str, Any]:
         """Counts by outcome plus every object's result, as returned to direct invocations."""
         counts: dict[str, int] = {}
         for r in self.results:
             counts[r.outcome] = counts.get(r.outcome, 0) + 1
-        ignored = sum(len(r.ignored) for r in self.event.records)
-        return {"source": self.event.source, "records": len(self.event.records), "ignored": ignored, **counts,
+        records = self.event.records if self.event else []
+        return {"source": self.event.kind if self.event else self.source.value, "records": len(records),
+                "ignored": sum(len(r.ignored) for r in records), **counts,
                 "objects": [r.as_dict() for r in self.results]}
 
 
 class SubmitJob:
-    """Holds what lives for a container: settings, router, MPS client, S3 credentials, the thread pool.
+    """Holds what lives for a container: settings, router, MPS client, S3 credentials, the record runner.
 
     Create once per container (:func:`default_job`); :meth:`run` per invocation. ``client`` may be injected
     (tests, benchmarks); by default it is built from settings on first use.
@@ -103,7 +81,7 @@ class SubmitJob:
     def __init__(self, settings: Settings, client: MpsClient | None = None) -> None:
         self.settings = settings
         self.router = Router(settings)
-        self.runner = BoundedRunner(settings.mps_max_concurrency)
+        self.runner = RecordRunner(settings.mps_max_concurrency, name="mps-submit")
         self._client = client
         self._s3: S3Credentials | None = None
         self._lock = threading.Lock()
@@ -130,23 +108,29 @@ class SubmitJob:
             return self._s3
 
     def run(self, event: Any, context: Any = None) -> SubmitReport:
-        """Process one invocation. Raises :class:`EventError` only for an event of no known shape."""
-        deadline = _deadline(context)
-        set_context(request_id=request_id_of(context))
+        """Process one invocation (``context``: the platform's, or an :class:`Invocation`). Raises
+        :class:`~mps_triggers.exceptions.EventError` only for an event of no known shape."""
+        invocation = Invocation.of(context)
         parsed = parse_upload_event(event)
-        report = SubmitReport(parsed)
+        report = SubmitReport(parsed.source, invocation, event=parsed)
         work: list[tuple[UploadRecord, UploadedObject]] = []
         for rec in parsed.records:
+            report.record(rec.record_id, rec.message_id)
             if rec.error is not None:
-                log("error", "bad record", record=rec.record_id, field=rec.error.field, error=rec.error.problem)
+                report.fail(rec.record_id, rec.error)
             for reason in rec.ignored:
                 log("info", "ignored", record=rec.record_id, reason=reason)
             work.extend((rec, obj) for obj in rec.objects)
-        report.results = [r if isinstance(r, ObjectResult) else _crashed(work[i], r)
-                          for i, r in enumerate(self.runner.map(lambda w: self._one(w[0], w[1], deadline), work))]
+        outcomes = self.runner.map(lambda w: self._one(w[0], w[1], invocation), work, lambda w: w[0].record_id)
+        for (rec, obj), outcome in zip(work, outcomes):
+            result = outcome if isinstance(outcome, ObjectResult) else ObjectResult(rec.record_id, obj, "failed",
+                                                                                    error=outcome)
+            report.results.append(result)
+            if result.outcome == "failed" and result.error is not None:
+                report.fail(rec.record_id, result.error)
         return report
 
-    def _one(self, rec: UploadRecord, obj: UploadedObject, deadline: float | None) -> ObjectResult:
+    def _one(self, rec: UploadRecord, obj: UploadedObject, invocation: Invocation) -> ObjectResult:
         decision = self.router.decide(obj)
         where = {"record": rec.record_id, "storage": obj.storage, "bucket": obj.bucket, "key": obj.key}
         if isinstance(decision, Skip):
@@ -159,7 +143,7 @@ class SubmitJob:
                               else ",".join(sorted(route.tasks or {})))
         try:
             request = decision.request(self.s3_credentials() if obj.storage == "s3" else None)
-            call = self.client.process_media(request, deadline)
+            call = self.client.process_media(request, invocation.call_deadline())
         except MpsDuplicateSessionError as exc:
             result.outcome, result.reason = "duplicate", "already submitted (MPS InvalidParameterValue.SessionId)"
             log("info", "duplicate", session_id=decision.session_id, route=route.name, mps_request_id=exc.request_id,
@@ -170,7 +154,7 @@ class SubmitJob:
             log("error", "submit failed", session_id=decision.session_id, route=route.name, code=exc.code,
                 error=exc.message, mps_request_id=exc.request_id, family=type(exc).__name__, **where)
             return result
-        except Exception as exc:  # SecretError, ConfigError: this object fails, its batch goes on
+        except MpsTriggersError as exc:  # SecretError, ConfigError: this object fails, its batch goes on
             result.error = exc
             log("error", "submit failed", session_id=decision.session_id, route=route.name,
                 error=f"{type(exc).__name__}: {exc}", **where)
@@ -183,28 +167,6 @@ class SubmitJob:
         return result
 
 
-def _crashed(item: tuple[UploadRecord, UploadedObject], exc: BaseException) -> ObjectResult:
-    rec, obj = item
-    log("error", "internal error", record=rec.record_id, key=obj.key, error=f"{type(exc).__name__}: {exc}")
-    return ObjectResult(rec.record_id, obj, "failed", error=exc)
-
-
-def _deadline(context: Any) -> float | None:
-    """``time.monotonic()`` by which retries must stop: Lambda's remaining time, or SCF's ``time_limit_in_ms``."""
-    remaining_ms = None
-    getter = getattr(context, "get_remaining_time_in_millis", None)
-    if callable(getter):
-        remaining_ms = getter()
-    elif isinstance(context, dict) and context.get("time_limit_in_ms"):
-        remaining_ms = context["time_limit_in_ms"]
-    if remaining_ms is None:
-        return None
-    try:
-        return time.monotonic() + float(remaining_ms) / 1000.0
-    except (TypeError, ValueError):
-        return None
-
-
 @functools.lru_cache(maxsize=1)
 def default_job() -> SubmitJob:
     """The container's job, configured from the environment on first call (raises ConfigError if invalid)."""
@@ -213,4 +175,4 @@ def default_job() -> SubmitJob:
 
 def run(event: Any, context: Any = None) -> SubmitReport:
     """Run the container's :func:`default_job` on one invocation (configuration and shape errors are logged)."""
-    return run_logged(default_job, event, context)
+    return run_job(default_job, event, context)

@@ -14,20 +14,27 @@ Keys of notification-shaped events are URL-encoded (``red flower.mp4`` arrives a
 decoded with ``unquote_plus``; EventBridge keys arrive raw and are never decoded; COS keys arrive raw as
 ``/{appid}/{bucket}/{path}``.
 
-The result is grouped by acknowledgement unit (:class:`UploadRecord`): an SQS message, or one record of a direct
-invocation. A record that cannot be understood carries an :class:`~mps_triggers.exceptions.EventError` naming it
-and the field, and fails alone; ``s3:TestEvent`` and non-create events are *ignored* (acknowledged, logged).
+The result is grouped by acknowledgement unit (:class:`UploadRecord`): an SQS message (the envelope is the spine's,
+:func:`mps_triggers.invocation.sqs_records`), or one record of a direct invocation. Each record is parsed under the
+record guard: a record that cannot be understood carries an :class:`~mps_triggers.exceptions.EventError` naming it
+and the field (or a :class:`~mps_triggers.exceptions.RecordError` for anything unexpected), and fails alone;
+``s3:TestEvent`` and non-create events are *ignored* (acknowledged, logged).
+
+Hostile input is refused per record: bodies nested deeper than 64 levels or not JSON, keys and bucket names that
+are not valid Unicode (a lone UTF-16 surrogate cannot be a UTF-8 S3 or COS key), sizes and times that are not plain
+ASCII integers (``"²"``, a 5,000-digit string). S3's ``versionId: "null"`` (versioning suspended) means no version.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import unquote, unquote_plus, urlparse
 
-from .exceptions import EventError
+from .exceptions import EventError, MpsTriggersError
+from .invocation import SqsRecord, Source, guard, is_sqs_event, log_failure, sqs_records
+from .safejson import JsonError, loads, to_int
 
 Storage = Literal["s3", "cos"]
 
@@ -81,19 +88,20 @@ class UploadRecord:
     message_id: str | None = None
     objects: list[UploadedObject] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    error: EventError | None = None
+    error: MpsTriggersError | None = None
 
 
 @dataclass
 class UploadEvent:
-    """A parsed invocation: ``source`` is ``sqs``, ``s3``, ``sns``, ``eventbridge`` or ``cos``."""
+    """A parsed invocation: ``kind`` is ``sqs``, ``s3``, ``sns``, ``eventbridge`` or ``cos``."""
 
-    source: str
+    kind: str
     records: list[UploadRecord]
 
     @property
-    def is_sqs(self) -> bool:
-        return self.source == "sqs"
+    def source(self) -> Source:
+        """How the platform wants its answer: SQS batches report failures, every other shape is direct."""
+        return Source.SQS if self.kind == "sqs" else Source.DIRECT
 
 
 def parse_upload_event(event: Any) -> UploadEvent:
@@ -104,11 +112,11 @@ def parse_upload_event(event: Any) -> UploadEvent:
     """
     if not isinstance(event, dict):
         raise EventError("event", "$", f"expected a JSON object, got {type(event).__name__}")
+    if is_sqs_event(event):
+        return UploadEvent("sqs", [_sqs_record(r) for r in sqs_records(event)])
     records = event.get("Records")
     if isinstance(records, list) and records:
         first = records[0] if isinstance(records[0], dict) else {}
-        if first.get("eventSource") == "aws:sqs":
-            return UploadEvent("sqs", [_sqs_record(r, i) for i, r in enumerate(records)])
         if "cos" in first:
             return UploadEvent("cos", [_direct(r, i, _cos_object) for i, r in enumerate(records)])
         if first.get("EventSource") == "aws:sns" or "Sns" in first:
@@ -117,7 +125,7 @@ def parse_upload_event(event: Any) -> UploadEvent:
             return UploadEvent("s3", [_direct(r, i, _s3_record) for i, r in enumerate(records)])
         raise EventError("Records[0]", "eventSource", "unknown record shape (expected aws:sqs, aws:s3, aws:sns or cos)")
     if "detail-type" in event and "detail" in event:
-        rec = UploadRecord(record_id=str(event.get("id") or "event"))
+        rec = UploadRecord(record_id=_opt_str(event.get("id")) or "event")
         _fill(rec, lambda: _eventbridge(event, rec.record_id))
         return UploadEvent("eventbridge", [rec])
     if event.get("Event") == "s3:TestEvent":
@@ -130,16 +138,17 @@ def parse_upload_event(event: Any) -> UploadEvent:
 # --- one record → objects ------------------------------------------------------------------------------------------
 
 def _fill(rec: UploadRecord, parse) -> None:
-    """Run ``parse`` (→ list of UploadedObject | str ignore-reason) into ``rec``, keeping an EventError on it."""
-    try:
-        for item in parse():
-            if isinstance(item, str):
-                rec.ignored.append(item)
-            else:
-                rec.objects.append(item)
-    except EventError as exc:
-        rec.error = exc
-        rec.objects.clear()
+    """Run ``parse`` (→ list of UploadedObject | str ignore-reason) into ``rec`` under the record guard: any
+    exception becomes the record's error (logged), never the invocation's."""
+    outcome = guard(rec.record_id, lambda: list(parse()))
+    if isinstance(outcome, MpsTriggersError):
+        rec.error = outcome
+        return
+    for item in outcome:
+        if isinstance(item, str):
+            rec.ignored.append(item)
+        else:
+            rec.objects.append(item)
 
 
 def _direct(raw: Any, index: int, parse_one) -> UploadRecord:
@@ -148,14 +157,12 @@ def _direct(raw: Any, index: int, parse_one) -> UploadRecord:
     return rec
 
 
-def _sqs_record(raw: Any, index: int) -> UploadRecord:
-    if not isinstance(raw, dict) or not isinstance(raw.get("messageId"), str) or not raw["messageId"]:
-        # Without a messageId the record cannot be reported in batchItemFailures; the handler fails the batch.
-        rec = UploadRecord(record_id=f"Records[{index}]")
-        rec.error = EventError(rec.record_id, "messageId", "missing or not a string")
-        return rec
-    rec = UploadRecord(record_id=raw["messageId"], message_id=raw["messageId"])
-    _fill(rec, lambda: _body(raw.get("body"), rec.record_id, "body"))
+def _sqs_record(raw: SqsRecord) -> UploadRecord:
+    rec = UploadRecord(record_id=raw.record_id, message_id=raw.message_id, error=raw.error)
+    if raw.error is not None:
+        log_failure(raw.record_id, raw.error)
+    else:
+        _fill(rec, lambda: _body(raw.body, rec.record_id, "body"))
     return rec
 
 
@@ -164,14 +171,16 @@ def _body(body: Any, rid: str, path: str) -> list[UploadedObject | str]:
     if not isinstance(body, str):
         raise EventError(rid, path, f"expected a JSON string, got {type(body).__name__}")
     try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise EventError(rid, path, f"not JSON ({exc.msg} at char {exc.pos})") from None
+        doc = loads(body)
+    except JsonError as exc:
+        raise EventError(rid, path, str(exc)) from None
     if not isinstance(doc, dict):
         raise EventError(rid, path, f"expected a JSON object, got {type(doc).__name__}")
     if doc.get("Event") == "s3:TestEvent":
         return ["s3:TestEvent"]
     if doc.get("Type") == "Notification" and "Message" in doc:
+        if path.endswith("Message"):  # SNS wraps an S3 or EventBridge event, never another SNS envelope
+            raise EventError(rid, f"{path}.Message", "an SNS envelope inside an SNS envelope")
         return _body(doc["Message"], rid, f"{path}.Message")
     if "detail-type" in doc and "detail" in doc:
         return _eventbridge(doc, rid, path)
@@ -207,12 +216,12 @@ def _s3_record(raw: Any, rid: str, path: str = "") -> list[UploadedObject | str]
     return [UploadedObject(
         storage="s3",
         bucket=_str(bucket, "name", rid, f"{p}s3.bucket."),
-        region=str(raw.get("awsRegion") or ""),
+        region=_region(raw.get("awsRegion")),
         key=unquote_plus(key),
         size=_size(obj.get("size"), rid, f"{p}s3.object.size"),
         etag=_etag(obj.get("eTag")),
-        version_id=obj.get("versionId") or None,
-        sequencer=obj.get("sequencer") or None,
+        version_id=_version(obj.get("versionId")),
+        sequencer=_opt_str(obj.get("sequencer")),
         event_name=name,
         event_time=_time(raw.get("eventTime")),
     )]
@@ -233,12 +242,12 @@ def _eventbridge(doc: dict, rid: str, path: str = "") -> list[UploadedObject | s
     return [UploadedObject(
         storage="s3",
         bucket=_str(bucket, "name", rid, f"{p}detail.bucket."),
-        region=str(doc.get("region") or ""),
+        region=_region(doc.get("region")),
         key=_str(obj, "key", rid, f"{p}detail.object."),  # EventBridge keys are raw: never unquote
         size=_size(obj.get("size"), rid, f"{p}detail.object.size"),
         etag=_etag(obj.get("etag")),
-        version_id=obj.get("version-id") or None,
-        sequencer=obj.get("sequencer") or None,
+        version_id=_version(obj.get("version-id")),
+        sequencer=_opt_str(obj.get("sequencer")),
         event_name=f"Object Created:{detail.get('reason') or ''}".rstrip(":"),
         event_time=_time(doc.get("time")),
     )]
@@ -257,9 +266,9 @@ def _cos_object(raw: Any, rid: str) -> list[UploadedObject | str]:
     b = _obj(cos, "cosBucket", rid, "cos.")
     o = _obj(cos, "cosObject", rid, "cos.")
     short = _str(b, "name", rid, "cos.cosBucket.")
-    appid = str(b.get("appid") or "")
-    if not appid:
-        raise EventError(rid, "cos.cosBucket.appid", "missing")
+    appid = _opt_str(b.get("appid"))
+    if appid is None or to_int(appid) is None:
+        raise EventError(rid, "cos.cosBucket.appid", "missing or not a number")
     raw_key = _str(o, "key", rid, "cos.cosObject.")
     url = o.get("url") if isinstance(o.get("url"), str) else ""
     marker = f"/{appid}/{short}/"
@@ -271,6 +280,7 @@ def _cos_object(raw: Any, rid: str) -> list[UploadedObject | str]:
         raise EventError(rid, "cos.cosObject.key", f"expected /{appid}/{short}/<path>, got {raw_key!r}")
     meta = o.get("meta") if isinstance(o.get("meta"), dict) else {}
     vid = o.get("vid")
+    vid = str(vid) if isinstance(vid, (str, int)) and not isinstance(vid, bool) else None
     return [UploadedObject(
         storage="cos",
         bucket=short if short.endswith(f"-{appid}") else f"{short}-{appid}",
@@ -278,10 +288,10 @@ def _cos_object(raw: Any, rid: str) -> list[UploadedObject | str]:
         key=key,
         size=_size(o.get("size"), rid, "cos.cosObject.size"),
         etag=_etag(meta.get("ETag") or meta.get("etag") or meta.get("x-cos-meta-etag")),
-        version_id=str(vid) if vid not in (None, "", "null") else None,
+        version_id=_version(vid),
         event_name=name,
         event_time=_time(ev.get("eventTime")),
-        upload_id=str(meta.get("x-cos-request-id") or ev.get("reqid") or "") or None,
+        upload_id=_opt_str(meta.get("x-cos-request-id")) or _opt_str(ev.get("reqid")),
     )]
 
 
@@ -294,45 +304,80 @@ def _obj(parent: dict, name: str, rid: str, prefix: str) -> dict:
     return value
 
 
+_AWS_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+){1,2}-\d{1,2}", re.ASCII)
+_MAX_KEY_BYTES = 1024  # S3 and COS object keys are at most 1,024 bytes of UTF-8
+
+
 def _str(parent: dict, name: str, rid: str, prefix: str) -> str:
     value = parent.get(name)
     if not isinstance(value, str) or not value:
         raise EventError(rid, f"{prefix}{name}", "missing, empty or not a string")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise EventError(rid, f"{prefix}{name}", "not valid Unicode (a lone UTF-16 surrogate)") from None
+    if size > 4 * _MAX_KEY_BYTES:  # URL-encoded keys are at most 3x; anything longer is not an S3/COS name
+        raise EventError(rid, f"{prefix}{name}", f"{size} bytes long, longer than any S3 or COS key")
     return value
+
+
+def _opt_str(value: Any) -> str | None:
+    """An optional identifier (sequencer, request id): kept only as a short, valid, non-empty string or integer."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = str(value) if not isinstance(value, int) or to_int(value) is not None else ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text[:256] or None
+
+
+def _region(value: Any) -> str:
+    """An AWS region name as the event gives it (``us-east-1``), or '' when absent or not region-shaped."""
+    return value if isinstance(value, str) and _AWS_REGION.fullmatch(value) else ""
+
+
+def _version(value: Any) -> str | None:
+    """A version id; S3 says ``"null"`` for objects in buckets whose versioning is suspended (or never enabled)."""
+    text = _opt_str(value)
+    return None if text in (None, "null") else text
 
 
 def _size(value: Any, rid: str, path: str) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise EventError(rid, path, f"not a byte count: {value!r}")
-    try:
-        size = int(value)  # COS sends sizes as strings at times
-    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
-        raise EventError(rid, path, f"not a byte count: {value!r}") from None
+    size = to_int(value)  # COS sends sizes as strings at times; only plain ASCII digits count
+    if size is None and isinstance(value, float) and value.is_integer():
+        size = to_int(int(value))
+    if size is None:
+        shown = value if not isinstance(value, str) else value[:40]
+        raise EventError(rid, path, f"not a byte count: {shown!r}")
     if size < 0:
         raise EventError(rid, path, f"negative size {size}")
     return size
 
 
 def _etag(value: Any) -> str | None:
-    return value.strip('"') or None if isinstance(value, str) else None
+    text = _opt_str(value) if isinstance(value, str) else None
+    return text.strip('"') or None if text else None
 
 
 def _time(value: Any) -> str | None:
     """ISO 8601 string (S3, EventBridge) or epoch seconds (COS, moto's EventBridge) → UTC ISO 8601."""
-    if isinstance(value, bool) or value in (None, ""):
-        return None
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+    seconds = to_int(value, max_digits=12)
+    if seconds is None and isinstance(value, float) and value == value and abs(value) < 1e12:
+        seconds = int(value)
+    if seconds is not None:
         try:
-            return datetime.fromtimestamp(float(value), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         except (OverflowError, OSError, ValueError):
             return None
-    return str(value)
+    return _opt_str(value) if isinstance(value, str) else None
 
 
 def _cos_region(region: Any, url: str, rid: str) -> str:
-    region = str(region or "").strip()
+    region = region.strip() if isinstance(region, str) else ""
     if _LONG_REGION.match(region) and "-" in region:
         return region
     if url:
@@ -343,4 +388,4 @@ def _cos_region(region: Any, url: str, rid: str) -> str:
             region = region or m.group(2)
     if region in COS_REGION_CODES:
         return COS_REGION_CODES[region]
-    raise EventError(rid, "cos.cosBucket.region", f"unknown COS region {region!r}")
+    raise EventError(rid, "cos.cosBucket.region", f"unknown COS region {region[:40]!r}")

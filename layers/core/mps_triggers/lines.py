@@ -1,0 +1,181 @@
+"""The archive's lines and keys: one JSON line per notification (and per failed chat push), redacted, partitioned.
+
+Callback line (UTF-8, no ASCII escaping except U+2028, U+2029, U+0085 and lone surrogates, ``\\n``-terminated)::
+
+    {"id": "<sha256 hex of the canonical redacted payload>", "received_at": "2026-11-21T09:30:00.123Z",
+     "source": {"type": "http" | "sqs" | "scf-mps-trigger", "id": "<request or message id>"},
+     "event_type": "ScheduleTask", "task_id": "…", "status": "FINISH", "failed": false, "error": null,
+     "session_id": "mt1-…", "object": {"storage": "s3", "bucket": "…", "key": "…", "route": "videos"},
+     "outputs": ["/mps-output/a_transcode_100030.mp4"], "payload": {…the notification, redacted…}}
+
+Push-failed line (a chat digest that could not be delivered; nothing is lost, the callbacks it covers are archived)::
+
+    {"id": "…", "event_type": "push_failed", "failed_at": "…Z", "source": {…}, "format": "wecom",
+     "webhook": "<sha256 of the URL, 12 hex>", "reason": "…", "attempts": 1,
+     "covers": [{"id": "<line id>", "event_type", "task_id", "status", "failed", "key": "<archive object key>"}],
+     "body": {…the request body that was to be sent…}}
+
+Keys: ``{prefix}event_type={partition}/dt=YYYY-MM-DD/hour=HH/{name}.jsonl`` (UTC, no colons), at most
+``len(prefix) + 168`` bytes. ``partition`` is the EventType with every character outside ``[A-Za-z0-9_-]`` made
+``_``, cut to 64 characters (a longer one keeps 51 and adds ``-`` and 12 hex of its hash), and never one of the
+reserved names (``push_failed``; a callback claiming one gets ``x-`` in front). Two EventTypes may share a
+partition (``Foo.Bar``/``Foo_Bar``): every line carries its own ``event_type``, and a batch writes one object per
+*key*, so no line replaces another.
+
+An HTTP or MPS-trigger callback is one object named by its line ``id``; it is partitioned by the notification's
+``Timestamp`` only when the callback's ``Sign`` was verified (else the sender would choose the partition), by its
+arrival otherwise. An SQS batch is one object per key, named by the digest of the batch's message ids, lines in
+arrival order. Readers drop repeated lines by ``id``.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+import re
+from typing import Any, Iterable
+
+from .notifications import NormalizedCallback, normalize
+from .redaction import redact
+from .safejson import dumps, to_int
+
+PUSH_FAILED = "push_failed"
+RESERVED_PARTITIONS = frozenset({PUSH_FAILED})
+MAX_PARTITION_CHARS = 64
+_TYPE_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+_YEAR_2000, _YEAR_2100 = 946684800, 4102444800
+
+
+def canonical(value: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8 (line-safe escapes): the bytes ``id`` hashes."""
+    return dumps(value, sort_keys=True).encode("utf-8")
+
+
+def line_id(payload: Any) -> str:
+    """The stable ``id`` of a (redacted) payload: the same notification always gets the same id."""
+    return hashlib.sha256(canonical(payload)).hexdigest()
+
+
+def utc_iso(ts: float) -> str:
+    """``2026-11-21T09:30:00.123Z`` for UNIX seconds ``ts``."""
+    d = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def partition_name(event_type: str) -> str:
+    """The ``event_type=`` partition of a callback's EventType (see the module docstring)."""
+    safe = _TYPE_SAFE.sub("_", event_type) or "unknown"
+    if len(safe) > MAX_PARTITION_CHARS:
+        digest = hashlib.sha256(event_type.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        safe = f"{safe[:MAX_PARTITION_CHARS - 13]}-{digest}"
+    return f"x-{safe}" if safe in RESERVED_PARTITIONS else safe
+
+
+@dataclass
+class ArchiveLine:
+    """One archived notification: ``id``, ``event_type``, ``partition``, the serialized line (bytes, ``\\n``
+    included), what it says (``normalized``), and ``timestamp``: its verified ``Timestamp``, or None."""
+
+    id: str
+    event_type: str
+    partition: str
+    data: bytes
+    normalized: NormalizedCallback
+    timestamp: int | None = None
+
+
+def build_line(payload: dict[str, Any], source_type: str, source_id: str | None, received_at: float,
+               verified: bool = False) -> ArchiveLine:
+    """Redact ``payload`` (a notification), read its fields and serialize its archive line. ``received_at`` is
+    UNIX seconds; ``verified`` says its ``Sign`` was checked (only then does its ``Timestamp`` partition it).
+
+    Raises :class:`~mps_triggers.safejson.JsonError` (a ``ValueError``) for a payload nested deeper than 64 levels,
+    ``ValueError`` for a value JSON cannot carry. Never raises for an odd but JSON-shaped notification.
+    """
+    clean = redact(payload)
+    normalized = normalize(clean)
+    payload_text = dumps(clean, sort_keys=True)  # serialized once: hashed for the id and embedded in the line
+    lid = hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
+    doc = {
+        "id": lid,
+        "received_at": utc_iso(received_at),
+        "source": {"type": source_type, "id": source_id},
+        "event_type": normalized.event_type,
+        "task_id": normalized.task_id,
+        "status": normalized.status,
+        "failed": normalized.failed,
+        "error": normalized.error,
+        "session_id": normalized.session_id,
+        "object": normalized.source_object,
+        "outputs": normalized.outputs,
+    }
+    if normalized.parse_error:
+        doc["parse_error"] = normalized.parse_error
+    head = dumps(doc)
+    data = f'{head[:-1]},"payload":{payload_text}}}\n'.encode("utf-8")
+    return ArchiveLine(lid, normalized.event_type, partition_name(normalized.event_type), data, normalized,
+                       _plausible_time(clean) if verified else None)
+
+
+def _plausible_time(payload: Any) -> int | None:
+    """The notification's ``Timestamp`` when it is a UNIX time between 2000 and 2100, else None."""
+    ts = to_int(payload.get("Timestamp"), max_digits=12) if isinstance(payload, dict) else None
+    return ts if ts is not None and _YEAR_2000 <= ts <= _YEAR_2100 else None
+
+
+def object_key(prefix: str, partition: str, when: float, name: str) -> str:
+    """``{prefix}event_type={partition}/dt=YYYY-MM-DD/hour=HH/{name}.jsonl`` (``prefix`` is '' or ends with '/')."""
+    d = datetime.fromtimestamp(when, tz=timezone.utc)
+    return f"{prefix}event_type={partition}/dt={d:%Y-%m-%d}/hour={d:%H}/{name}.jsonl"
+
+
+def batch_name(message_ids: Iterable[str]) -> str:
+    """Name of an SQS batch's object: sha256 of its sorted message ids (32 hex)."""
+    return hashlib.sha256("\n".join(sorted(message_ids)).encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass
+class ArchiveObject:
+    """One object to write: its key, content, and the ``(record id, line)`` entries in it, in order."""
+
+    key: str
+    data: bytes
+    entries: list[tuple[str, ArchiveLine]] = field(default_factory=list)
+
+
+def single_object(prefix: str, line: ArchiveLine, received_at: float, record_id: str = "") -> ArchiveObject:
+    """The object of one HTTP or MPS-trigger callback, named by the line's id (a redelivery overwrites it)."""
+    when = line.timestamp if line.timestamp is not None else received_at
+    return ArchiveObject(object_key(prefix, line.partition, when, line.id), line.data, [(record_id, line)])
+
+
+def batch_objects(prefix: str, lines: list[tuple[str, ArchiveLine]], message_ids: list[str],
+                  received_at: float) -> list[ArchiveObject]:
+    """Objects of one SQS batch: one per object key (partition), lines in arrival order. ``lines`` are
+    ``(record id, line)``. Grouping by the key itself means two event types that share a partition share its
+    object, so no PUT of the batch replaces another."""
+    name = batch_name(message_ids)
+    groups: dict[str, ArchiveObject] = {}
+    for record_id, line in lines:
+        key = object_key(prefix, line.partition, received_at, name)
+        obj = groups.get(key)
+        if obj is None:
+            obj = groups[key] = ArchiveObject(key, b"")
+        obj.entries.append((record_id, line))
+    for obj in groups.values():
+        obj.data = b"".join(line.data for _, line in obj.entries)
+    return list(groups.values())
+
+
+def push_failed_object(prefix: str, *, covers: list[dict[str, Any]], body: Any, fmt: str, webhook: str,
+                       reason: str, attempts: int, source_type: str, source_id: str | None,
+                       failed_at: float) -> ArchiveObject:
+    """The record of a chat digest that was not delivered (see the module docstring), as one object under
+    ``event_type=push_failed``, named by its id (the covered line ids and the format), partitioned by
+    ``failed_at``. ``covers`` lists ``{"id", "event_type", "task_id", "status", "failed", "key"}`` per line."""
+    lid = hashlib.sha256(canonical({"covers": sorted(c["id"] for c in covers), "format": fmt,
+                                    "webhook": webhook})).hexdigest()
+    doc = {"id": lid, "event_type": PUSH_FAILED, "failed_at": utc_iso(failed_at),
+           "source": {"type": source_type, "id": source_id}, "format": fmt, "webhook": webhook,
+           "reason": reason, "attempts": attempts, "covers": covers, "body": redact(body)}
+    return ArchiveObject(object_key(prefix, PUSH_FAILED, failed_at, lid), (dumps(doc) + "\n").encode("utf-8"))

@@ -1,0 +1,120 @@
+"""Redaction: secrets never reach a log line, an error message or an archive object.
+
+Three nets, applied together by :func:`redact` (structures) and :func:`scrub` (one string):
+
+1. **By key name** (:func:`is_secret_key`): ``S3SecretId``, ``S3SecretKey``, ``SecretId``, ``SecretKey``,
+   ``NotifyKey``, ``Sign``, ``Authorization`` and every key whose name contains ``secret``, ``token``,
+   ``password``, ``passwd``, ``signature`` or ``credential`` (any case) → ``"***"``. MPS echoes the S3 keys of AWS
+   tasks in callbacks (ParseNotification, API 2019-06-12); ``Sign`` with its ``Timestamp`` lets anyone forge a
+   callback for ~15 minutes.
+2. **By value** (:func:`scrub`): in any string, URL query parameters (or ``name=value`` pairs after ``?``, ``&``,
+   ``;``, ``,``, a space or a quote) whose name is secret-like keep their name and lose their value: presigned S3
+   URLs (``X-Amz-Signature``, ``X-Amz-Credential``, ``X-Amz-Security-Token``; AWS SigV4 query auth), COS signed
+   URLs (``q-ak``, ``q-signature``, ``x-cos-security-token``; COS "Request signature"), a WeCom robot URL's
+   ``key``, ``token``, ``sign``, ``sig``, ``signature``, ``access_token``, ``api_key``. Access key ids
+   (``AKIA…``/``ASIA…`` + 16, Tencent ``AKID…``) are masked wherever they appear.
+3. **By known value**: every secret the configuration holds is registered (:func:`register_secret`) when it is
+   loaded, and masked wherever it turns up, whatever the key or the text around it (a front end that echoes a
+   request, an error message quoting a URL).
+
+Example::
+
+    redact({"S3SecretKey": "k", "Url": "https://b.s3.amazonaws.com/a.mp4?X-Amz-Signature=abc&x=1"})
+    # {"S3SecretKey": "***", "Url": "https://b.s3.amazonaws.com/a.mp4?X-Amz-Signature=***&x=1"}
+"""
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from typing import Any
+
+from .safejson import MAX_DEPTH, JsonError
+
+REDACTED = "***"
+MIN_REGISTERED_LENGTH = 6
+"""Shorter configured secrets are not registered (masking every 3-letter run of text would garble logs)."""
+
+_SECRET_KEYS = frozenset({"s3secretid", "s3secretkey", "secretid", "secretkey", "notifykey", "sign",
+                          "authorization", "cookie", "set-cookie"})
+_SECRET_PARTS = ("secret", "token", "password", "passwd", "signature", "credential")
+_SECRET_PARAMS = frozenset({"key", "sign", "sig", "ak", "q-ak", "accesskey", "access_key", "accesskeyid",
+                            "apikey", "api_key", "api-key", "x-api-key", "auth", "authorization"})
+_PARAM = re.compile(r"""(?:(?<=[?&;,\s"'])|^)([A-Za-z0-9_.\-]{1,64})=([^&#\s"'<>\\]+)""")
+_ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bAKID[0-9A-Za-z]{13,64}\b")
+
+_registered: set[str] = set()
+_registered_re: re.Pattern[str] | None = None
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)  # key names repeat across every notification: decide each once
+def is_secret_key(name: str) -> bool:
+    """True for a JSON key or log field name whose value is a secret (see the module docstring)."""
+    low = name.lower()
+    return low in _SECRET_KEYS or any(part in low for part in _SECRET_PARTS)
+
+
+@functools.lru_cache(maxsize=1024)
+def is_secret_param(name: str) -> bool:
+    """True for a URL query parameter name whose value is a secret (``key``, ``X-Amz-Signature``, ``q-ak``...)."""
+    low = name.lower()
+    return low in _SECRET_PARAMS or any(part in low for part in _SECRET_PARTS)
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` wherever it appears from now on (logs, error messages, archive lines). Thread-safe.
+
+    Values shorter than :data:`MIN_REGISTERED_LENGTH` characters are ignored.
+    """
+    global _registered_re
+    if not value or len(value) < MIN_REGISTERED_LENGTH or value in _registered:
+        return
+    with _lock:
+        _registered.add(value)
+        # Longest first, so that a secret containing another is masked whole.
+        _registered_re = re.compile("|".join(re.escape(v) for v in sorted(_registered, key=len, reverse=True)))
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    return f"{match.group(1)}={REDACTED}" if is_secret_param(match.group(1)) else match.group(0)
+
+
+def scrub(text: str) -> str:
+    """``text`` with secret-named ``name=value`` parameters, access key ids and registered secrets masked."""
+    if "=" in text:
+        text = _PARAM.sub(_mask_param, text)
+    if "AKI" in text or "ASIA" in text:
+        text = _ACCESS_KEY.sub(REDACTED, text)
+    pattern = _registered_re
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    return text
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A deep copy of ``value`` (JSON-like: dict, list, scalars) with every secret masked (all three nets).
+
+    Raises :class:`~mps_triggers.safejson.JsonError` when ``value`` nests deeper than
+    :data:`~mps_triggers.safejson.MAX_DEPTH` levels (the recursion is bounded, never a RecursionError).
+    """
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        if _depth >= MAX_DEPTH:
+            raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
+        out = {}
+        for k, v in value.items():
+            if isinstance(k, str) and is_secret_key(k) and v not in (None, ""):
+                out[k] = REDACTED
+            elif isinstance(v, str):
+                out[k] = scrub(v)
+            else:
+                out[k] = redact(v, _depth + 1) if isinstance(v, (dict, list)) else v
+        return out
+    if isinstance(value, list):
+        if _depth >= MAX_DEPTH:
+            raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
+        return [scrub(v) if isinstance(v, str) else redact(v, _depth + 1) if isinstance(v, (dict, list)) else v
+                for v in value]
+    return value

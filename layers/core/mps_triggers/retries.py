@@ -1,0 +1,114 @@
+"""Bounded waits and retries: the deadline rules both jobs and both HTTP clients (MPS, webhook) share.
+
+**Retries.** :class:`RetryPolicy` (capped exponential backoff with full jitter, AWS Architecture Blog "Exponential
+Backoff And Jitter") and :func:`retry` serve the MPS client and the webhook client alike: ``classify`` tells, for
+each error, whether to give up, retry it (counted against ``max_attempts``) or retry it as throttling (counted
+against ``max_throttled_attempts``); no retry starts when its wait plus ``min_attempt`` would pass the deadline.
+
+**Bounded SDK calls.** boto3 and the COS SDK take per-operation timeouts and retry inside; :func:`call_within`
+runs such a call on a helper thread and stops waiting at the deadline (the call may still finish later; the
+caller reports the record as not done and the platform delivers it again, which the archive's deterministic keys
+and line ids make harmless).
+
+Example::
+
+    done = retry(lambda: client.send(body), classify, RetryPolicy(max_attempts=3), deadline=invocation.call_deadline())
+    call_within(lambda: store.put(key, data), timeout=invocation.within(20.0), what="archive write")
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class Retry(Enum):
+    """What to do about one failed attempt (the answer of a ``classify`` function)."""
+
+    FAIL = "fail"            # give up: raise the error
+    AGAIN = "again"          # transient: retry, counted against max_attempts
+    THROTTLED = "throttled"  # a rate limit that frees within a second: retry, counted against max_throttled_attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter: retry n waits ``uniform(0, min(cap, base * 2**n))`` seconds.
+
+    Retries stop after ``max_attempts`` attempts (throttled ones apart, up to ``max_throttled_attempts``), or
+    earlier when the next wait plus ``min_attempt`` seconds would pass the call's deadline.
+    """
+
+    max_attempts: int = 6
+    base: float = 0.1
+    cap: float = 2.0
+    max_throttled_attempts: int = 30
+    min_attempt: float = 0.1
+
+    def delay(self, retry_number: int) -> float:
+        return random.uniform(0, min(self.cap, self.base * (2 ** retry_number)))
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """A call that succeeded: its ``value``, the ``count`` of attempts, and the labels of the errors retried."""
+
+    value: Any
+    count: int
+    retried: tuple[str, ...] = ()
+
+
+def retry(attempt: Callable[[], T], classify: Callable[[Exception, tuple[str, ...]], Retry],
+          policy: RetryPolicy, deadline: float | None = None,
+          label: Callable[[Exception], str] = lambda e: type(e).__name__) -> Attempts:
+    """Call ``attempt`` until it succeeds, ``classify(error, retried_so_far)`` says :attr:`Retry.FAIL`, the
+    attempts run out, or the next try would pass ``deadline`` (``time.monotonic()``); then raise the last error.
+    Exceptions ``classify`` does not know should be answered with FAIL."""
+    retried: list[str] = []
+    count = throttled = 0
+    while True:
+        count += 1
+        try:
+            return Attempts(attempt(), count, tuple(retried))
+        except Exception as exc:
+            verdict = classify(exc, tuple(retried))
+            if verdict is Retry.FAIL:
+                raise
+            throttled += verdict is Retry.THROTTLED
+            if count - throttled >= policy.max_attempts or throttled >= policy.max_throttled_attempts:
+                raise
+            wait = policy.delay(count - 1)
+            if deadline is not None and time.monotonic() + wait + policy.min_attempt > deadline:
+                raise
+            retried.append(label(exc))
+            time.sleep(wait)
+
+
+def call_within(func: Callable[[], T], timeout: float, what: str = "call") -> T:
+    """Run ``func`` on a helper thread and wait at most ``timeout`` seconds for it.
+
+    Returns its value or re-raises its exception; raises :class:`TimeoutError` when it has not finished in time
+    (or ``timeout`` ≤ 0: then it is not started). The thread is a daemon: an abandoned call never holds the process.
+    """
+    if timeout <= 0:
+        raise TimeoutError(f"{what} not started: no time left in the invocation")
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = func()
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"bounded-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"{what} did not finish within {timeout:.1f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,111 @@
+"""JSON at the edges: parsing that cannot blow the stack, lines every reader splits where we meant, strict integers.
+
+Everything a user or the network controls passes through here before the rest of the code sees it:
+
+- :func:`loads` parses text with a nesting limit. ``json.loads`` raises :class:`RecursionError` (not a
+  ``ValueError``) on ~1,000 nested brackets, and valid JSON a few hundred levels deep later overflows any recursive
+  walk; both become :class:`JsonError` (a ``ValueError``) with a reason. :data:`MAX_DEPTH` (64) is far above what
+  MPS, S3, SQS, SNS or EventBridge send (≤ 12 levels in every documented sample).
+- :func:`dumps` writes one compact JSON text that always encodes as UTF-8 and always stays one line for every
+  reader: lone UTF-16 surrogates (``"\\ud800"``, which ``str.encode("utf-8")`` refuses) and the characters
+  ``str.splitlines()`` breaks on besides ``\\n`` (U+2028, U+2029, U+0085; JSON leaves them raw) are written as
+  ``\\uXXXX`` escapes. Everything else stays raw UTF-8 (no ASCII escaping).
+- :func:`to_int` reads an integer only from an ``int`` or a short string of ASCII digits: ``"²"`` passes
+  ``str.isdigit()`` and then fails ``int()``; ``"1" * 5000`` exceeds Python's int-string limit (ValueError).
+
+Example::
+
+    doc = loads(body)                      # JsonError("nested deeper than 64 levels") for '[' * 100_000
+    line = dumps({"k": "a\\u2028b"})        # '{"k":"a\\\\u2028b"}': one line, UTF-8 safe
+    to_int("1700000000"), to_int("²")      # 1700000000, None
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in any event, body or notification."""
+
+MAX_INT_DIGITS = 18
+"""Longest digit string :func:`to_int` reads (fits a signed 64-bit integer)."""
+
+_UNSAFE = re.compile("[\u0085\u2028\u2029\ud800-\udfff]")
+_ASCII_INT = re.compile(r"-?[0-9]+", re.ASCII)
+
+
+class JsonError(ValueError):
+    """The text is not JSON, or not JSON this project accepts (nested deeper than :data:`MAX_DEPTH`)."""
+
+
+def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON ``text`` (str, or UTF-8 bytes). Raises :class:`JsonError` naming the problem and its position.
+
+    Nesting is measured after parsing, iteratively (no recursion); the C parser's own recursion limit is caught.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JsonError(f"nested deeper than {max_depth} levels") from None
+    except UnicodeDecodeError:
+        raise JsonError("not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise JsonError(f"not JSON ({exc.msg} at char {exc.pos})") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python's int-string limit
+        raise JsonError(f"not JSON we can read ({str(exc)[:80]})") from None
+    if depth_exceeds(value, max_depth):
+        raise JsonError(f"nested deeper than {max_depth} levels")
+    return value
+
+
+def depth_exceeds(value: Any, max_depth: int = MAX_DEPTH) -> bool:
+    """True when ``value`` nests arrays/objects more than ``max_depth`` levels (a scalar is depth 0). Iterative."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level + 1 > max_depth:
+            return True
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def line_safe(text: str) -> str:
+    """``text`` (serialized JSON) with lone surrogates, U+2028, U+2029 and U+0085 written as ``\\uXXXX``.
+
+    Inside JSON text these characters can only stand within strings, where the escape is the same character to
+    any JSON reader; the result always encodes as UTF-8 and ``splitlines()`` never cuts it.
+    """
+    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+
+
+def dumps(value: Any, *, sort_keys: bool = False, default: Any = None) -> str:
+    """Compact JSON (``,``/``:`` separators, raw UTF-8), made line-safe by :func:`line_safe`.
+
+    Raises ``ValueError`` for values JSON cannot hold (NaN is written as ``NaN`` as the stdlib does; an ``int``
+    beyond the int-string limit raises), ``TypeError`` for unknown types unless ``default`` converts them.
+    """
+    return line_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys,
+                                default=default))
+
+
+def to_int(value: Any, max_digits: int = MAX_INT_DIGITS) -> int | None:
+    """An ``int`` (not ``bool``) of at most ``max_digits`` digits, or a string of 1..``max_digits`` ASCII digits
+    (optionally after a ``-``), as ``int``; else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(10 ** max_digits) < value < 10 ** max_digits else None
+    if isinstance(value, str) and 0 < len(value.lstrip("-")) <= max_digits and _ASCII_INT.fullmatch(value):
+        return int(value)
+    return None
