@@ -4,9 +4,12 @@
     python3 tasks.py demo                    the whole loop on the local stack (upload → submit → MPS → archive)
     python3 tasks.py test [ARGS]             run the whole test suite (ARGS go to pytest)
     python3 tasks.py test --python PY [ARGS] the same under another interpreter (e.g. 3.10, SCF's runtime)
+    python3 tasks.py fuzz [N]                the property tests with N examples each (default 10,000; CI runs
+                                             a reduced, derandomized count)
     python3 tasks.py package-scf [--layer]   build SCF zip packages (Python3.10, x86_64) into build/scf/
     python3 tasks.py bench NAME [ARGS]       run a benchmark from bench/ (cold_start, batch_latency, archive,
-                                             archive_faults, burst, scf_cold_start)
+                                             archive_faults, burst, scf_cold_start, webhook_digest,
+                                             deadline)
     python3 tasks.py find-python 3.10        print the path of a CPython 3.10 interpreter, or fail
 
 Each command first makes sure `.venv/` exists and holds the pinned runtime and dev requirements
@@ -27,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 INPUTS = ("pyproject.toml", "layers/core/requirements.txt", "dev/requirements.txt")
-COMMANDS = {"demo", "test", "bench", "venv", "package-scf", "find-python"}
+COMMANDS = {"demo", "test", "fuzz", "bench", "venv", "package-scf", "find-python"}
+FUZZ_TESTS = ("tests/test_fuzz.py", "tests/test_callbacks_robust.py")
 
 
 def _python(venv: Path) -> Path:
@@ -119,6 +123,12 @@ def main(argv: list[str]) -> int:
         return subprocess.call([python, "-m", "mpslocal.demo", *rest], cwd=ROOT, env=env)
     if command == "test":
         return subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
+    if command == "fuzz":
+        count = rest[0] if rest and rest[0].isdigit() else "10000"
+        env["FUZZ_EXAMPLES"] = count
+        print(f"fuzzing: {count} examples per property ({', '.join(FUZZ_TESTS)})", flush=True)
+        return subprocess.call([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", *FUZZ_TESTS,
+                                *rest[1 if rest and rest[0].isdigit() else 0:]], cwd=ROOT, env=env)
     if command == "package-scf":
         if "--python" not in rest:
             scf_python = find_python("3.10")
@@ -129,7 +139,7 @@ def main(argv: list[str]) -> int:
             rest = ["--python", scf_python, *rest]
         return subprocess.call([python, "-m", "mpslocal.scf_package", *rest], cwd=ROOT, env=env)
     if not rest:
-        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|scf_cold_start} [ARGS]")
+        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|scf_cold_start|webhook_digest|deadline} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 

@@ -2,123 +2,17 @@
 from __future__ import annotations
 
 import base64
-import copy
-import hashlib
 import json
-import os
-import threading
 import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mps_triggers import archive_job, storage
 from mps_triggers.exceptions import BatchProcessingError, ConfigError
-from tests.conftest import load_app, load_event
+from tests.conftest import NOTIFY_KEY_EVENTS as NOTIFY_KEY
+from tests.conftest import TOKEN_EVENTS as TOKEN
+from tests.conftest import furl_event, load_event, resign, schedule_body
 
-NOTIFY_KEY = "events-notify-key"
-TOKEN = "events-callback-token"
 SECRETS = ("sample-s3-secret-key-do-not-log", "AKIAEXAMPLESAMPLE001", NOTIFY_KEY, TOKEN)
-
-
-def resign(doc: dict, ts: int | None = None, key: str = NOTIFY_KEY) -> dict:
-    doc = copy.deepcopy(doc)
-    doc["Timestamp"] = int(time.time()) + 600 if ts is None else ts
-    doc["Sign"] = hashlib.md5(f"{doc['Timestamp']}{key}".encode()).hexdigest()
-    return doc
-
-
-def furl_event(body, **kw) -> dict:
-    ev = load_event("furl_callback.json")
-    raw = body if isinstance(body, (bytes, str)) else json.dumps(body, ensure_ascii=False)
-    ev["body"] = raw.decode() if isinstance(raw, bytes) else raw
-    ev.update(kw)
-    return ev
-
-
-def schedule_body(**kw) -> dict:
-    return resign(json.loads(load_event("furl_callback.json")["body"]), **kw)
-
-
-class Webhook:
-    """A local webhook receiver: records every POST, answers with the queued statuses (then 200)."""
-
-    def __init__(self) -> None:
-        self.posts: list[dict] = []
-        self.statuses: list[int] = []
-        outer = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.posts.append(json.loads(body))
-                status = outer.statuses.pop(0) if outer.statuses else 200
-                data = b'{"errcode":0,"errmsg":"ok"}'
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@pytest.fixture
-def webhook():
-    w = Webhook()
-    yield w
-    w.server.shutdown()
-
-
-@pytest.fixture
-def archive(stack, monkeypatch):
-    """Configure functions/archive/app.py against a fresh moto bucket; returns (app, reader)."""
-    def apply(storage_kind: str = "s3", **extra):
-        for k in list(os.environ):
-            if k.startswith(("MPS_", "TENCENTCLOUD_", "ARCHIVE_", "CALLBACK_", "WEBHOOK_")):
-                monkeypatch.delenv(k)
-        bucket = f"arch-{uuid.uuid4().hex[:10]}" + ("-1250000000" if storage_kind == "cos" else "")
-        stack.boto3("s3").create_bucket(Bucket=bucket)
-        env = {"AWS_ENDPOINT_URL": stack.moto.url, "COS_ENDPOINT_URL": stack.moto.url,
-               "ARCHIVE_URI": f"{storage_kind}://{bucket}/callbacks", "MPS_NOTIFY_KEY": NOTIFY_KEY}
-        if storage_kind == "cos":
-            env.update(ARCHIVE_REGION="ap-guangzhou", MPS_SECRET_ID="AKIDarchive", MPS_SECRET_KEY="archive-cos-key")
-        env.update({k: v for k, v in extra.items() if v is not None})
-        for k, v in env.items():
-            if extra.get(k, "") is not None:
-                monkeypatch.setenv(k, v)
-        for k, v in extra.items():
-            if v is None:
-                monkeypatch.delenv(k, raising=False)
-        archive_job.default_job.cache_clear()
-        storage._stores.clear()
-        return load_app("archive"), Reader(stack, bucket)
-
-    yield apply
-    archive_job.default_job.cache_clear()
-    storage._stores.clear()
-
-
-class Reader:
-    def __init__(self, stack, bucket):
-        self.s3, self.bucket = stack.boto3("s3"), bucket
-
-    def objects(self) -> dict[str, list[dict]]:
-        out = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for o in page.get("Contents", []):
-                data = self.s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read()
-                assert data.endswith(b"\n") and b"\\u" not in data.replace(b"\\\\u", b"")  # no ASCII escaping
-                out[o["Key"]] = [json.loads(x) for x in data.decode("utf-8").splitlines()]
-        return out
-
-    def raw(self) -> str:
-        return "".join(json.dumps(lines, ensure_ascii=False) for lines in self.objects().values())
 
 
 def test_function_url_callback_is_archived_as_one_line(archive):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mps_triggers.lines import build_line, single_object
 from tests.conftest import load_event
-from tests.strategies import json_values, mutate, scalars
+from tests.strategies import examples, json_values, mutate, scalars
 
 FIELDS = ["EventType", "WorkflowTaskEvent", "ScheduleTaskEvent", "EditMediaTaskEvent", "SessionId", "SessionContext",
           "Timestamp", "Sign", "TaskId", "Status", "ErrCode", "ErrCodeExt", "Message", "InputInfo", "Output",
@@ -26,20 +26,20 @@ def _check(doc) -> None:
     single_object("cb/", line, time.time())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=6))
 def test_any_json_object_is_archivable(doc):
     _check(doc)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.sampled_from(["WorkflowTask", "ScheduleTask", "EditMediaTask", "Other"]), shaped, shaped, shaped)
 def test_notification_shaped_garbage_is_archivable(event_type, event, ts, ctx):
     key = {"WorkflowTask": "WorkflowTaskEvent", "ScheduleTask": "ScheduleTaskEvent"}.get(event_type, "EditMediaTaskEvent")
     _check({"EventType": event_type, key: event, "Timestamp": ts, "SessionContext": ctx})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.data())
 def test_mutated_real_samples_are_archivable(data):
     """Replace one value anywhere in a real sample with arbitrary JSON."""

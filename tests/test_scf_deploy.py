@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from mps_triggers.config import load_archive_settings, load_settings
+from mps_triggers.routing import notify_url
 from mpslocal import scf_package, tccli_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,8 +149,9 @@ def test_submit_environment_loads_and_signs_with_the_role_keys_scf_injects():
     assert settings.mps_session_token.get_secret_value() == ROLE_KEYS["TENCENTCLOUD_SESSIONTOKEN"]
     assert settings.mps_notify_url.startswith("https://") and settings.mps_notify_key
     archive = env_of(payload("scf-CreateFunction-archive.json"))
-    # the URL callbacks carry the token the archive function wants, signed with the key it checks
-    assert parse_qs(urlsplit(env["MPS_NOTIFY_URL"]).query)["token"] == [archive["CALLBACK_TOKEN"]]
+    # the URL callbacks carry the token the archive function wants (added by the job), signed with the key it checks
+    assert "token" not in parse_qs(urlsplit(env["MPS_NOTIFY_URL"]).query)
+    assert parse_qs(urlsplit(notify_url(settings)).query)["token"] == [archive["CALLBACK_TOKEN"]]
     assert env["MPS_NOTIFY_KEY"] == archive["MPS_NOTIFY_KEY"] and env["ARCHIVE_URI"] == archive["ARCHIVE_URI"]
     # the COS trigger's prefix is never inside the output dir (the load-time loop guard agrees)
     prefix = json.loads(payload("scf-CreateTrigger-submit-cos.json")["TriggerDesc"])["filter"]["Prefix"]

@@ -212,10 +212,48 @@ def test_archive_function_url_and_least_privilege_write(cfn):
 
 def test_submit_notifies_the_archive_function_and_guards_the_archive():
     env = sam_template()["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
-    assert "ArchiveFunctionUrl.FunctionUrl" in json.dumps(env["MPS_NOTIFY_URL"])
+    assert env["MPS_NOTIFY_URL"] == {"Fn::If": ["NotifyByUrl", {"Fn::GetAtt": ["ArchiveFunctionUrl", "FunctionUrl"]}, ""]}
     assert env["MPS_NOTIFY_SQS_QUEUE"] == {"Fn::If": ["NotifyBySqs", {"Fn::GetAtt": ["CallbackQueue", "QueueName"]}, ""]}
     archive_env = sam_template()["Resources"]["ArchiveFunction"]["Properties"]["Environment"]["Variables"]
     assert env["ARCHIVE_URI"] == archive_env["ARCHIVE_URI"]  # the submit job never submits the archive
+
+
+def _rule_value(expr: Any, params: dict[str, str]) -> Any:
+    """Evaluate a CloudFormation rule expression (Ref, Fn::Equals, Fn::Not, Fn::And, Fn::Or) for ``params``."""
+    if isinstance(expr, dict):
+        [(fn, arg)] = expr.items()
+        if fn == "Ref":
+            return params[arg]
+        values = [_rule_value(a, params) for a in arg]
+        return {"Fn::Equals": lambda v: v[0] == v[1], "Fn::Not": lambda v: not v[0], "Fn::And": all,
+                "Fn::Or": any}[fn](values)
+    return expr
+
+
+def rules_refuse(params: dict[str, str]) -> list[str]:
+    """The AssertDescriptions of the template's Rules that ``params`` (defaults filled in) fail."""
+    tpl = sam_template()
+    values = {k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()} | params
+    failed = []
+    for rule in tpl.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
+            continue
+        failed += [a["AssertDescription"] for a in rule["Assertions"] if not _rule_value(a["Assert"], values)]
+    return failed
+
+
+def test_url_callbacks_need_a_notify_key_or_a_token():
+    assert rules_refuse({"NotifyType": "URL"}) and "NotifyKey" in rules_refuse({"NotifyType": "URL"})[0]
+    assert rules_refuse({"NotifyType": "URL", "NotifyKey": "k"}) == []
+    assert rules_refuse({"NotifyType": "URL", "CallbackToken": "t"}) == []
+    assert rules_refuse({"NotifyType": "AWS-SQS"}) == []  # queue messages are sent with the MPS key's IAM user
+    assert "Rules" in transformed(sam_template())  # the SAM transform keeps them for CloudFormation to enforce
+
+
+def test_callback_token_reaches_the_submit_job_not_the_url_string():
+    env = sam_template()["Resources"]["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CALLBACK_TOKEN"] == {"Fn::If": ["NotifyByUrl", {"Ref": "CallbackToken"}, ""]}
+    assert "CallbackToken" not in json.dumps(env["MPS_NOTIFY_URL"])  # the job URL-encodes it (a '+' survives)
 
 
 def test_layer_requirements_are_pinned_and_runtime_only():

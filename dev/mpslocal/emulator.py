@@ -64,8 +64,10 @@ class FaultPlan:
     Answered before the rate limiter, as a failing proxy or an overloaded front end would, so they do not use up
     the account's 100 requests/s: ``throttle`` (RequestLimitExceeded), ``internal`` (InternalError), ``http5xx``
     (HTTP 503), ``drop`` (connection closed unanswered), ``timeout`` (the request is processed, the answer comes
-    ``timeout_seconds`` late: the client gives up on a task MPS did accept). Callback faults: ``duplicate_callback``
-    sends a notification twice, ``reorder`` sends FINISH before PROCESSING (NotifyMode Change).
+    ``timeout_seconds`` late: the client gives up on a task MPS did accept), ``trickle`` (the request is processed,
+    then the answer, status line and headers included, is sent one byte every ``trickle_seconds``: a peer that
+    defeats per-read timeouts). Callback faults: ``duplicate_callback`` sends a notification twice, ``reorder``
+    sends FINISH before PROCESSING (NotifyMode Change).
     """
 
     throttle: float = 0.0
@@ -74,6 +76,8 @@ class FaultPlan:
     drop: float = 0.0
     timeout: float = 0.0
     timeout_seconds: float = 2.0
+    trickle: float = 0.0
+    trickle_seconds: float = 0.5
     duplicate_callback: float = 0.0
     reorder: float = 0.0
     seed: int = 1
@@ -96,7 +100,8 @@ class FaultPlan:
             r = self._rng.random()
         for rate, fault in ((self.throttle, "RequestLimitExceeded"), (self.internal, "InternalError"),
                             (self.http5xx, "HTTP503"), (self.drop, "drop"),
-                            (self.timeout, f"sleep:{self.timeout_seconds}")):
+                            (self.timeout, f"sleep:{self.timeout_seconds}"),
+                            (self.trickle, f"trickle:{self.trickle_seconds}")):
             if r < rate:
                 return fault
             r -= rate
@@ -245,8 +250,9 @@ class MpsEmulator:
         """Answer the next ``times`` requests with ``fault`` instead of processing them.
 
         ``fault`` is an API error code (``RequestLimitExceeded``, ``InternalError``, ``AuthFailure.SecretIdNotFound``),
-        ``HTTP503`` (any status), ``drop`` (close the connection unanswered) or ``sleep:SECONDS`` (process the request,
-        then answer SECONDS late: a client that times out has in fact been accepted).
+        ``HTTP503`` (any status), ``drop`` (close the connection unanswered), ``sleep:SECONDS`` (process the request,
+        then answer SECONDS late: a client that times out has in fact been accepted) or ``trickle:SECONDS`` (process
+        it, then send the answer one byte every SECONDS).
         """
         with self._lock:
             self.state.faults.extend([fault] * times)
@@ -258,8 +264,9 @@ class MpsEmulator:
 
     # --- protocol -------------------------------------------------------------------------------------------------
 
-    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """Answer one POST: ``(http status, JSON document)``. Errors come back as HTTP 200 with ``Error``."""
+    def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any], float]:
+        """Answer one POST: ``(http status, JSON document, seconds per byte)``; the last is 0 except for a trickle
+        fault. Errors come back as HTTP 200 with ``Error``."""
         with self._lock:
             self.state.inflight += 1
             self.state.max_inflight = max(self.state.max_inflight, self.state.inflight)
@@ -269,7 +276,7 @@ class MpsEmulator:
             with self._lock:
                 self.state.inflight -= 1
 
-    def _handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+    def _handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any], float]:
         request_id = str(uuid.uuid4())
         action = headers.get("x-tc-action", "")
         record = RequestRecord(at=time.time(), action=action, verdict="accepted")
@@ -277,17 +284,19 @@ class MpsEmulator:
             fault = self.state.faults.popleft() if self.state.faults else None
         if fault is None and self.plan is not None:
             fault = self.plan.request_fault()
-        late = 0.0
+        late = trickle = 0.0
         if fault is not None and fault.startswith("sleep:"):
             late, fault = float(fault[6:]), None
+        elif fault is not None and fault.startswith("trickle:"):
+            trickle, fault = float(fault[8:]), None
         if fault is not None:
             with self._lock:
                 self.state.requests.append(RequestRecord(record.at, action, f"injected:{fault}"))
             if fault == "drop":
                 raise DropConnection()
             if fault.startswith("HTTP"):
-                return int(fault[4:]), {"message": "injected server error"}
-            return 200, {"Response": {"Error": {"Code": fault, "Message": "injected fault"}, "RequestId": request_id}}
+                return int(fault[4:]), {"message": "injected server error"}, 0.0
+            return 200, {"Response": {"Error": {"Code": fault, "Message": "injected fault"}, "RequestId": request_id}}, 0.0
         try:
             self._verify(headers, body)
             record.signed = True
@@ -304,12 +313,13 @@ class MpsEmulator:
             response = {"Error": {"Code": exc.code, "Message": exc.message}, "RequestId": request_id}
         with self._lock:
             self.state.requests.append(record)
-        if late:
+        if late or trickle:
             with self._lock:
-                self.state.requests.append(RequestRecord(record.at, action, "injected:timeout"))
+                self.state.requests.append(RequestRecord(record.at, action,
+                                                         "injected:timeout" if late else "injected:trickle"))
         if self.latency or late:
             time.sleep(self.latency + late)
-        return 200, {"Response": response}
+        return 200, {"Response": response}, trickle
 
     def _verify(self, headers: dict[str, str], body: bytes) -> None:
         m = _AUTH.match(headers.get("authorization", ""))
@@ -607,12 +617,12 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
-                status, doc = emulator.handle(headers, body)
+                status, doc, trickle = emulator.handle(headers, body)
             except DropConnection:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            self._send(status, doc)
+            self._send(status, doc, trickle)
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/_emulator/tasks":
@@ -623,8 +633,20 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(404, {"error": "not found"})
 
-        def _send(self, status: int, doc: Any) -> None:
+        def _send(self, status: int, doc: Any, trickle: float = 0.0) -> None:
             data = json.dumps(doc).encode()
+            if trickle:  # one byte at a time, from the status line on: each read succeeds, the answer never ends
+                raw = (f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                       f"\r\n").encode() + data
+                try:
+                    for i in range(len(raw)):
+                        self.wfile.write(raw[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(trickle)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+                return
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

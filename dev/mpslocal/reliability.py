@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -40,6 +41,15 @@ def _queue(sqs: Any, name: str, visibility: int, max_receive: int = 5) -> tuple[
     url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility), "RedrivePolicy": json.dumps(
         {"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive)})})["QueueUrl"]
     return url, dlq
+
+
+def _send_all(sqs: Any, url: str, bodies: list[str], per_second: float = 0.0) -> None:
+    """Send ``bodies`` to the queue in batches of 10, all at once or at ``per_second`` messages a second."""
+    for i in range(0, len(bodies), 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(j), "MessageBody": b}
+                                                      for j, b in enumerate(bodies[i:i + 10])])
+        if per_second:
+            time.sleep(10 / per_second)
 
 
 def _drain_all(sqs: Any, url: str) -> list[dict[str, Any]]:
@@ -243,7 +253,6 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
 
     import httpx
 
-    from mps_triggers import archive_job, logs, storage
     from mps_triggers.lines import line_id
     from mps_triggers.redaction import redact
 
@@ -258,93 +267,325 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
         s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
         s3.create_bucket(Bucket=bucket)
         queue, dlq = _queue(sqs, f"callbacks-{run_id}", visibility=5)
-        saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "ARCHIVE_URI", "MPS_NOTIFY_KEY", "LOG_LEVEL")}
-        os.environ.update({"AWS_ENDPOINT_URL": stack.moto.url, "ARCHIVE_URI": f"s3://{bucket}/callbacks",
-                           "MPS_NOTIFY_KEY": notify_key, "LOG_LEVEL": "error"})
+        with _ArchiveEnv(AWS_ENDPOINT_URL=stack.moto.url, ARCHIVE_URI=f"s3://{bucket}/callbacks",
+                         MPS_NOTIFY_KEY=notify_key, LOG_LEVEL="error") as app:
+            server = FunctionUrlServer(app.handler)
+            try:
+                bodies, ids = [], set()
+                for i in range(callbacks):
+                    kind = i % 2
+                    key = f"uploads/{i:06d}.mp4"
+                    cos = {"Bucket": "m-1250000000", "Region": "ap-guangzhou", "Object": "/" + key}
+                    tasks = {"ScheduleId": 1} if kind == 0 else {
+                        "MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}}
+                    req = {"InputInfo": {"Type": "COS", "CosInputInfo": cos}, "OutputDir": "/mps-output/", **tasks}
+                    kind_name = "ScheduleTask" if kind == 0 else "WorkflowTask"
+                    et, ev = task_event(req, f"1250000000-{kind_name}-{uuid.uuid4().hex}tt7")
+                    context = json.dumps({"v": 1, "src": "cos", "b": "m-1250000000", "k": key})
+                    body = notification(et, ev, f"mt1-{i}", context, notify_key)
+                    bodies.append(body)
+                    ids.add(line_id(redact(body)))
+                plan = []
+                for body in bodies:
+                    times = 2 if rng.random() < duplicate else 1
+                    via = "sqs" if rng.random() < sqs_share else "http"
+                    plan.extend([(via, body)] * times)
+                rng.shuffle(plan)
+                result.via_sqs = sum(1 for v, _ in plan if v == "sqs")
+                result.via_http = len(plan) - result.via_sqs
+                result.deliveries = len(plan)
+                mapping = SqsEventSourceMapping(sqs, queue, app.handler, batch_size=100, batching_window=0.2,
+                                                function_name="archive", timeout=30)
+                http = httpx.Client(timeout=30)
+                retries = [0]
+                lock = threading.Lock()
+
+                def post(body: dict[str, Any]) -> None:
+                    data = json.dumps(body).encode()
+                    for attempt in range(6):  # MPS sends a URL callback again when it is not answered 200
+                        resp = http.post(server.url, content=data, headers={"Content-Type": "application/json"})
+                        if resp.status_code == 200:
+                            return
+                        with lock:
+                            retries[0] += 1
+                        time.sleep(0.05 * (attempt + 1))
+                    raise RuntimeError(f"callback refused {resp.status_code}: {resp.text}")
+
+                start = time.monotonic()
+                mapping.start()
+                _send_all(sqs, queue, [json.dumps(b) for v, b in plan if v == "sqs"])
+                with ThreadPoolExecutor(4) as senders:
+                    list(senders.map(post, [b for v, b in plan if v == "http"]))
+                mapping.wait_empty()
+                result.seconds = round(time.monotonic() - start, 2)
+                mapping.stop()
+                http.close()
+                result.sqs_record_failures = mapping.stats.reported_failures
+                result.http_retries = retries[0]
+                result.in_dlq = len(_drain_all(sqs, dlq))
+                objects = _archived(s3, bucket)
+                keys = list(objects)
+                archived = [x["id"] for lines in objects.values() for x in lines]
+                result.objects = len(keys)
+                result.lines = len(archived)
+                result.missing = len(ids - set(archived))
+                result.duplicate_lines = len(archived) - len(set(archived))
+                result.lines_per_s = round(len(set(archived)) / result.seconds, 1)
+                stats = stack.moto.stats()
+                result.injected_put_failures, result.object_puts = stats["failed_puts"], stats["object_puts"]
+            finally:
+                server.stop()
+    return result
+
+
+# --- chat digests under the robot's limits --------------------------------------------------------------------------
+
+@dataclass
+class DigestResult:
+    """What a webhook-digest run measured (see :func:`run_webhook_digest`)."""
+
+    callbacks: int
+    batches: int = 0
+    seconds: float = 0.0
+    records_failed: int = 0          # records the archive function reported failed (each one redelivered)
+    max_receive_count: int = 0       # 1: no message was received twice
+    in_dlq: int = 0
+    delivered: int = 0               # digests the robot accepted
+    refused: int = 0                 # digests the robot refused (rate, size, key)
+    max_per_minute: int = 0          # most requests the robot saw in any 60 s
+    largest_bytes: int = 0           # the largest markdown content delivered
+    push_failed: int = 0             # push_failed records written
+    covered_by_delivered: int = 0    # task ids in an archive object a delivered digest names
+    covered_by_recorded: int = 0     # task ids in a push_failed record
+    uncovered: int = 0               # task ids in neither (goal 0)
+    missing_from_archive: int = 0    # task ids with no archived line (goal 0)
+    lines_per_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _callback_bodies(n: int, notify_key: str, prefix: str = "uploads/digest") -> list[dict[str, Any]]:
+    """``n`` signed ScheduleTask notifications, one in three with a failed subtask, keys with CJK characters."""
+    from .notifications import notification, task_event
+
+    bodies = []
+    for i in range(n):
+        key = f"{prefix}/{i:06d} 视频 <{i % 7}>.mp4"
+        req = {"InputInfo": {"Type": "COS", "CosInputInfo": {"Bucket": "m-1250000000", "Region": "ap-guangzhou",
+                                                              "Object": "/" + key}},
+               "OutputDir": "/mps-output/", "ScheduleId": 1}
+        et, ev = task_event(req, f"1250000000-ScheduleTask-{uuid.uuid4().hex}tt7", "FINISH", -1 if i % 3 == 0 else None)
+        ctx = json.dumps({"v": 1, "src": "cos", "b": "m-1250000000", "k": key, "r": "videos"}, ensure_ascii=False)
+        bodies.append(notification(et, ev, f"mt1-{uuid.uuid4().hex[:40]}", ctx, notify_key))
+    return bodies
+
+
+class _ArchiveEnv:
+    """The archive function's environment for a run, restored afterwards."""
+
+    NAMES = ("AWS_ENDPOINT_URL", "ARCHIVE_URI", "MPS_NOTIFY_KEY", "CALLBACK_TOKEN", "WEBHOOK_URL", "WEBHOOK_FORMAT",
+             "WEBHOOK_TIMEOUT", "LOG_LEVEL")
+
+    def __init__(self, **values: str) -> None:
+        self.values = values
+
+    def __enter__(self) -> Any:
+        from mps_triggers import archive_job, logs, storage
+
+        self.saved = {k: os.environ.get(k) for k in self.NAMES}
+        for k in self.NAMES:
+            os.environ.pop(k, None)
+        os.environ.update(self.values)
         archive_job.default_job.cache_clear()
         storage._stores.clear()
-        logs.set_level("error")
-        app = load_app("archive")
-        server = FunctionUrlServer(app.handler)
-        try:
-            bodies, ids = [], set()
-            for i in range(callbacks):
-                kind = i % 2
-                key = f"uploads/{i:06d}.mp4"
-                req = {"InputInfo": {"Type": "COS", "CosInputInfo": {"Bucket": "m-1250000000", "Region": "ap-guangzhou",
-                                                                      "Object": "/" + key}},
-                       "OutputDir": "/mps-output/", **({"ScheduleId": 1} if kind == 0 else
-                                                       {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}})}
-                et, ev = task_event(req, f"1250000000-{'ScheduleTask' if kind == 0 else 'WorkflowTask'}-{uuid.uuid4().hex}tt7")
-                body = notification(et, ev, f"mt1-{i}", json.dumps({"v": 1, "src": "cos", "b": "m-1250000000", "k": key}),
-                                    notify_key)
-                bodies.append(body)
-                ids.add(line_id(redact(body)))
-            plan = []
-            for body in bodies:
-                times = 2 if rng.random() < duplicate else 1
-                via = "sqs" if rng.random() < sqs_share else "http"
-                plan.extend([(via, body)] * times)
-            rng.shuffle(plan)
-            result.via_sqs = sum(1 for v, _ in plan if v == "sqs")
-            result.via_http = len(plan) - result.via_sqs
-            result.deliveries = len(plan)
-            mapping = SqsEventSourceMapping(sqs, queue, app.handler, batch_size=100, batching_window=0.2,
+        logs.set_level(self.values.get("LOG_LEVEL", "error"))
+        return load_app("archive")
+
+    def __exit__(self, *exc: Any) -> None:
+        from mps_triggers import archive_job, logs, storage
+
+        for k, v in self.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        archive_job.default_job.cache_clear()
+        storage._stores.clear()
+        logs.set_level(os.environ.get("LOG_LEVEL", "info"))
+
+
+def _archived(s3: Any, bucket: str) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            text = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode("utf-8")
+            out[o["Key"]] = [json.loads(x) for x in text.splitlines()]
+    return out
+
+
+def run_webhook_digest(callbacks: int = 10000, batch: int = 100, per_second: float = 0.0) -> DigestResult:
+    """Callbacks through the callback queue (batches of ``batch``) while a WeCom robot enforces 20 messages a minute
+    and 4,096 bytes. ``per_second`` 0 sends them all at once (a burst), else at that steady rate."""
+    from .chat import ChatRobot
+
+    result = DigestResult(callbacks)
+    run_id = uuid.uuid4().hex[:6]
+    bucket = f"digest-{run_id}"
+    notify_key = "digest-notify-key"
+    with LocalStack(moto_process=True) as stack, ChatRobot("wecom") as robot:
+        s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
+        s3.create_bucket(Bucket=bucket)
+        queue, dlq = _queue(sqs, f"callbacks-{run_id}", visibility=40)
+        with _ArchiveEnv(AWS_ENDPOINT_URL=stack.moto.url, ARCHIVE_URI=f"s3://{bucket}/callbacks",
+                         MPS_NOTIFY_KEY=notify_key, WEBHOOK_URL=robot.url, WEBHOOK_FORMAT="wecom") as app:
+            bodies = _callback_bodies(callbacks, notify_key)
+            task_ids = {b["ScheduleTaskEvent"]["TaskId"] for b in bodies}
+            mapping = SqsEventSourceMapping(sqs, queue, app.handler, batch_size=batch, batching_window=1.0,
                                             function_name="archive", timeout=30)
-            http = httpx.Client(timeout=30)
-            retries = [0]
-            lock = threading.Lock()
-
-            def post(body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                for attempt in range(6):  # MPS sends a URL callback again when it is not answered 200
-                    resp = http.post(server.url, content=data, headers={"Content-Type": "application/json"})
-                    if resp.status_code == 200:
-                        return
-                    with lock:
-                        retries[0] += 1
-                    time.sleep(0.05 * (attempt + 1))
-                raise RuntimeError(f"callback refused {resp.status_code}: {resp.text}")
-
             start = time.monotonic()
             mapping.start()
-            sqs_bodies = [json.dumps(b) for v, b in plan if v == "sqs"]
-            for i in range(0, len(sqs_bodies), 10):
-                sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": str(j), "MessageBody": b}
-                                                                for j, b in enumerate(sqs_bodies[i:i + 10])])
-            with ThreadPoolExecutor(4) as senders:
-                list(senders.map(post, [b for v, b in plan if v == "http"]))
-            idle = 0
-            while idle < 3:
-                idle = idle + 1 if mapping.pending() == 0 else 0
-                time.sleep(0.3)
+            _send_all(sqs, queue, [json.dumps(b, ensure_ascii=False) for b in bodies], per_second)
+            mapping.wait_empty()
             result.seconds = round(time.monotonic() - start, 2)
             mapping.stop()
-            http.close()
-            result.sqs_record_failures = mapping.stats.reported_failures
-            result.http_retries = retries[0]
-            result.in_dlq = len(_drain_all(sqs, dlq))
-            archived: list[str] = []
-            keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-                    for o in p.get("Contents", [])]
-            for k in keys:
-                data = s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8")
-                archived.extend(json.loads(x)["id"] for x in data.splitlines())
-            result.objects = len(keys)
-            result.lines = len(archived)
-            result.missing = len(ids - set(archived))
-            result.duplicate_lines = len(archived) - len(set(archived))
-            result.lines_per_s = round(len(set(archived)) / result.seconds, 1)
-            stats = stack.moto.stats()
-            result.injected_put_failures, result.object_puts = stats["failed_puts"], stats["object_puts"]
+        stats = mapping.stats
+        result.batches, result.records_failed = stats.invocations, stats.reported_failures
+        result.max_receive_count = stats.max_receive_count
+        result.in_dlq = len(_drain_all(sqs, dlq))
+        delivered, refused = robot.delivered, robot.refused
+        result.delivered, result.refused, result.max_per_minute = len(delivered), len(refused), robot.max_per_minute()
+        result.largest_bytes = max((len(m.text.encode("utf-8")) for m in delivered), default=0)
+        objects = _archived(s3, bucket)
+        archived = {x["task_id"] for k, v in objects.items() if "event_type=push_failed" not in k for x in v}
+        failed_pushes = [x for k, v in objects.items() if "event_type=push_failed" in k for x in v]
+        result.push_failed = len(failed_pushes)
+        recorded = {c["task_id"] for f in failed_pushes for c in f["covers"]}
+        by_digest = set()
+        for m in delivered:
+            for uri in re.findall(r"s3://[^\s,()]+?\.jsonl", m.text):
+                by_digest |= {x["task_id"] for x in objects.get(uri.split("/", 3)[3], [])}
+        result.covered_by_delivered, result.covered_by_recorded = len(by_digest & task_ids), len(recorded & task_ids)
+        result.uncovered = len(task_ids - by_digest - recorded)
+        result.missing_from_archive = len(task_ids - archived)
+        result.lines_per_s = round(len(archived & task_ids) / result.seconds, 1)
+    return result
+
+
+# --- deadlines against peers that trickle -----------------------------------------------------------------------------
+
+@dataclass
+class DeadlineResult:
+    """What a deadline run measured (see :func:`run_deadline`)."""
+
+    uploads: int
+    submit_timeout: float
+    submit_invocations: int = 0
+    submit_max_seconds: float = 0.0             # the longest invocation (goal: below submit_timeout)
+    submit_reported_unfinished: int = 0         # records reported failed (redelivered)
+    trickled_requests: int = 0                  # ProcessMedia answers the emulator trickled
+    submitted_once: int = 0
+    submitted_twice: int = 0
+    uploads_lost: int = 0                       # neither submitted nor in the DLQ (goal 0)
+    uploads_in_dlq: int = 0
+    callbacks: int = 0
+    archive_timeout: float = 0.0
+    archive_sqs_invocations: int = 0
+    archive_sqs_max_seconds: float = 0.0
+    archive_http_max_seconds: float = 0.0
+    archive_records_failed: int = 0             # goal 0: the trickling webhook never fails a callback
+    callbacks_missing: int = 0                  # goal 0
+    push_failed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_deadline(uploads: int = 500, callbacks: int = 2000, http_callbacks: int = 100, trickle_rate: float = 0.1,
+                 trickle_seconds: float = 0.25, submit_timeout: float = 5.0,
+                 archive_timeout: float = 6.0) -> DeadlineResult:
+    """An MPS endpoint that trickles ``trickle_rate`` of its answers (one byte every ``trickle_seconds``) under the
+    submit function (timeout ``submit_timeout``), and a webhook that trickles every answer under the archive
+    function (timeout ``archive_timeout``; SQS batches of 100 and function-URL callbacks)."""
+    from .chat import ChatRobot
+
+    result = DeadlineResult(uploads, submit_timeout, callbacks=callbacks + http_callbacks,
+                            archive_timeout=archive_timeout)
+    run_id = uuid.uuid4().hex[:6]
+    start = time.monotonic()
+    with LocalStack(moto_process=True, rate_limit=None) as stack:
+        s3, sqs = stack.boto3("s3"), stack.boto3("sqs")
+        # --- submit: the emulator trickles a share of its answers (the task is accepted all the same)
+        stack.mps.plan = FaultPlan(trickle=trickle_rate, trickle_seconds=trickle_seconds, seed=11)
+        queue, dlq = _queue(sqs, f"uploads-{run_id}", visibility=int(submit_timeout) + 2, max_receive=8)
+        env = {k: v for k, v in stack.environment().items() if k.startswith(("MPS_", "AWS_"))}
+        env.update({"PYTHONPATH": str(ROOT), "MPS_SCHEDULE_ID": "20001", "MPS_S3_SECRET_ID": "AKIADEADLINEREADER01",
+                    "MPS_S3_SECRET_KEY": "deadline-s3-secret", "LOG_LEVEL": "error", "MPS_TIMEOUT": "30"})
+        log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+        containers = [FunctionContainer(f"submit-deadline-{n}", ROOT / "functions/submit/app.py", env,
+                                        log_dir / f"submit-deadline-{run_id}-{n}.log", timeout=submit_timeout)
+                      for n in range(4)]
+        try:
+            keys = [f"uploads/deadline/{i:05d}.mp4" for i in range(uploads)]
+            bodies = [json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                                               "eventName": "ObjectCreated:Put", "eventTime": "2026-11-21T00:00:00Z",
+                                               "s3": {"bucket": {"name": "deadline-in"},
+                                                      "object": {"key": k, "size": 1000 + i, "eTag": f"e{i}"}}}]})
+                      for i, k in enumerate(keys)]
+            _send_all(sqs, queue, bodies)
+            mappings = [SqsEventSourceMapping(sqs, queue, c, batch_size=10, timeout=submit_timeout,
+                                              function_name=c.name) for c in containers]
+            with ThreadPoolExecutor(len(mappings)) as pool:  # four containers polling at once
+                list(pool.map(lambda m: m.drain(idle_rounds=int(submit_timeout * 2) + 6, max_seconds=900), mappings))
+            result.submit_invocations = sum(m.stats.invocations for m in mappings)
+            result.submit_max_seconds = round(max(m.stats.max_invocation_seconds for m in mappings), 2)
+            result.submit_reported_unfinished = sum(m.stats.reported_failures for m in mappings)
+            result.uploads_in_dlq = len(_drain_all(sqs, dlq))
+            sessions: dict[str, int] = {}
+            for t in stack.mps.tasks:
+                key = (t.session_context or {}).get("k")
+                sessions[key] = sessions.get(key, 0) + 1
+            result.submitted_once = sum(1 for k in keys if sessions.get(k) == 1)
+            result.submitted_twice = sum(1 for k in keys if sessions.get(k, 0) > 1)
+            result.uploads_lost = sum(1 for k in keys if k not in sessions) - result.uploads_in_dlq
+            result.trickled_requests = sum(1 for r in stack.mps.requests if r.verdict == "injected:trickle")
         finally:
-            server.stop()
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            archive_job.default_job.cache_clear()
-            storage._stores.clear()
-            logs.set_level(os.environ.get("LOG_LEVEL", "info"))
+            for c in containers:
+                c.close()
+            stack.mps.plan = None
+        # --- archive: the webhook trickles every answer
+        bucket = f"deadline-{run_id}"
+        s3.create_bucket(Bucket=bucket)
+        cqueue, cdlq = _queue(sqs, f"callbacks-{run_id}", visibility=int(archive_timeout) + 2)
+        with ChatRobot("wecom", trickle=trickle_seconds) as robot, \
+                _ArchiveEnv(AWS_ENDPOINT_URL=stack.moto.url, ARCHIVE_URI=f"s3://{bucket}/callbacks",
+                            MPS_NOTIFY_KEY="deadline-notify-key", CALLBACK_TOKEN="deadline-token",
+                            WEBHOOK_URL=robot.url, WEBHOOK_FORMAT="wecom", WEBHOOK_TIMEOUT="60") as app:
+            bodies = _callback_bodies(callbacks + http_callbacks, "deadline-notify-key", prefix="uploads/deadline")
+            server = FunctionUrlServer(app.handler, timeout=archive_timeout)
+            amap = SqsEventSourceMapping(sqs, cqueue, app.handler, batch_size=100, batching_window=0.5,
+                                         function_name="archive", timeout=archive_timeout)
+            try:
+                _send_all(sqs, cqueue, [json.dumps(b, ensure_ascii=False) for b in bodies[:callbacks]])
+                import httpx
+
+                with httpx.Client(timeout=60) as http, ThreadPoolExecutor(4) as pool:
+                    posted = pool.map(lambda b: http.post(server.url + "?token=deadline-token",
+                                                          content=json.dumps(b).encode()).status_code,
+                                      bodies[callbacks:])
+                    amap.drain(idle_rounds=4, max_seconds=900)
+                    http_statuses = list(posted)
+                result.archive_sqs_invocations = amap.stats.invocations
+                result.archive_sqs_max_seconds = round(amap.stats.max_invocation_seconds, 2)
+                result.archive_http_max_seconds = round(max(server.durations, default=0.0), 2)
+                result.archive_records_failed = amap.stats.reported_failures + sum(1 for s in http_statuses if s != 200)
+            finally:
+                server.stop()
+            objects = _archived(s3, bucket)
+            archived = {x["task_id"] for k, v in objects.items() if "event_type=push_failed" not in k for x in v}
+            result.callbacks_missing = len({b["ScheduleTaskEvent"]["TaskId"] for b in bodies} - archived)
+            result.push_failed = sum(len(v) for k, v in objects.items() if "event_type=push_failed" in k)
+            _drain_all(sqs, cdlq)
+    result.seconds = round(time.monotonic() - start, 2)
     return result

@@ -131,6 +131,13 @@ class SqsEventSourceMapping:
         self._thread.start()
         return self
 
+    def wait_empty(self, idle_rounds: int = 3, interval: float = 0.3) -> None:
+        """While started: return once the queue has had nothing visible or in flight for ``idle_rounds`` checks."""
+        idle = 0
+        while idle < idle_rounds:
+            idle = idle + 1 if self.pending() == 0 else 0
+            time.sleep(interval)
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -249,12 +256,15 @@ class FunctionUrlServer:
 
     ``platform="lambda"`` builds the Lambda function URL event (payload 2.0); ``"scf"`` the SCF function URL event
     (``httpMethod``, ``queryString``, ``headers`` with ``x-scf-request-id``). A handler error becomes HTTP 502, as
-    on Lambda. Every answer is kept in :attr:`answers` as ``(status, body)``.
+    on Lambda. Every answer is kept in :attr:`answers` as ``(status, body)``, and each invocation's duration in
+    :attr:`durations`. ``timeout`` is the function's timeout: the handler gets a Lambda context (or SCF's dict)
+    whose remaining time counts down from it.
     """
 
-    def __init__(self, handler: Handler, platform: str = "lambda") -> None:
-        self.handler, self.platform = handler, platform
+    def __init__(self, handler: Handler, platform: str = "lambda", timeout: float = 30.0) -> None:
+        self.handler, self.platform, self.timeout = handler, platform, timeout
         self.answers: list[tuple[int, str]] = []
+        self.durations: list[float] = []
         outer = self
 
         class Http(BaseHTTPRequestHandler):
@@ -309,11 +319,17 @@ class FunctionUrlServer:
                 "body": text, "isBase64Encoded": b64}
 
     def _invoke(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        context: Any = (LambdaContext("archive", self.timeout) if self.platform == "lambda" else
+                        {"request_id": str(uuid.uuid4()), "function_name": "archive",
+                         "time_limit_in_ms": int(self.timeout * 1000)})
+        started = time.monotonic()
         try:
-            resp = self.handler(self.event(method, path, headers, body), None)
+            resp = self.handler(self.event(method, path, headers, body), context)
         except Exception as exc:
             self.answers.append((502, f"{type(exc).__name__}: {exc}"))
             return 502, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
+        finally:
+            self.durations.append(time.monotonic() - started)
         raw = resp.get("body") or ""
         data = base64.b64decode(raw) if resp.get("isBase64Encoded") else raw.encode("utf-8")
         status = int(resp.get("statusCode", 200))

@@ -59,7 +59,8 @@ FORBIDDEN = ("boto3", "botocore", "s3transfer", "moto", "mpslocal", "tencentclou
 SDIST_ONLY = {"crcmod": "python3/crcmod"}
 # Modules the functions import lazily (not at app import): checked too, under the 3.10 interpreter.
 RUNTIME_IMPORTS = ("httpx", "pydantic", "pydantic_core._pydantic_core", "qcloud_cos", "requests", "crcmod",
-                   "Crypto.Cipher.AES", "xmltodict", "mps_triggers.storage", "mps_triggers.webhook")
+                   "Crypto.Cipher.AES", "xmltodict", "mps_triggers.storage", "mps_triggers.webhook",
+                   "mps_triggers.transport", "mps_triggers.secrets")
 
 
 class BuildError(Exception):

@@ -1,4 +1,4 @@
-"""The archive job: MPS callback → (verify) → redact → normalize → JSON line → S3/COS object [→ chat digest].
+"""The archive job: MPS callback → (verify) → redact → normalize → JSON line → S3/COS object [→ digest].
 
 ``functions/archive/app.py`` is ``return archive_job.run(event, context).respond()``:
 

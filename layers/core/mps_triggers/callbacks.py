@@ -107,7 +107,8 @@ def _http_request(event: dict[str, Any], request_id: str | None, max_bytes: int)
         method = event.get("httpMethod") or ctx.get("httpMethod")
         given = event.get("queryStringParameters") or event.get("queryString") or {}
         query = {_text(k): _first(v) for k, v in list(given.items())[:100]} if isinstance(given, dict) else {}
-        platform = "scf" if ("serviceId" in ctx or "queryString" in event or "x-scf-request-id" in headers) else "lambda"
+        scf = "serviceId" in ctx or "queryString" in event or "x-scf-request-id" in headers
+        platform = "scf" if scf else "lambda"
         rid = ctx.get("requestId") or headers.get("x-scf-request-id") or headers.get("x-api-requestid")
     body, size, problem = _body(event, max_bytes)
     return HttpRequest(_text(method).upper(), headers, query, raw_query, body, size, _text(rid or request_id or ""),

@@ -30,9 +30,9 @@ arrival order. Readers drop repeated lines by ``id``.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-import re
 from typing import Any, Iterable
 
 from .notifications import NormalizedCallback, normalize
