@@ -134,7 +134,8 @@ def test_one_poison_record_of_each_class_among_999_good_ones_on_archive(archive)
 
 
 @pytest.mark.parametrize("body,status,reason", [
-    (json.dumps({"a": json.loads("[" * 900 + "]" * 900)}), 400, "nested deeper than 64 levels"),
+    (json.dumps(resign({}))[:-1] + ', "a": ' + "[" * 900 + "]" * 900 + "}", 400, "nested deeper than 64 levels"),
+    (json.dumps({"a": json.loads("[" * 900 + "]" * 900)}), 401, "Timestamp or Sign missing"),  # unsigned: not read
     ("[" * 100_000, 400, "nested deeper than 64 levels"),
     ('{"EventType": "ScheduleTask", "Message": "\ud800"}', 400, "not valid Unicode"),
     (json.dumps(callback(1, Timestamp="²", Sign="0" * 32)), 401, "Timestamp is not an integer"),

@@ -41,6 +41,7 @@ class MappingStats:
     delete_failures: int = 0
     max_receive_count: int = 0
     max_invocation_seconds: float = 0.0
+    invocation_seconds: float = 0.0  # all invocations together: the function's own time, without the queue's
     errors: list[str] = field(default_factory=list)
 
 
@@ -173,7 +174,9 @@ class SqsEventSourceMapping:
             self.stats.errors.append(f"{type(exc).__name__}: {exc}")
             return all_ids
         finally:
-            self.stats.max_invocation_seconds = max(self.stats.max_invocation_seconds, time.monotonic() - started)
+            took = time.monotonic() - started
+            self.stats.max_invocation_seconds = max(self.stats.max_invocation_seconds, took)
+            self.stats.invocation_seconds += took
         if result is None or result == {} or result.get("batchItemFailures") in (None, []):
             return set()
         ids = [f.get("itemIdentifier") for f in result["batchItemFailures"]]

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from .notifications import NormalizedCallback, normalize
-from .redaction import redact
+from .redaction import redact, redact_json
 from .safejson import dumps, to_int
 
 PUSH_FAILED = "push_failed"
@@ -92,9 +92,8 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
     Raises :class:`~mps_triggers.safejson.JsonError` (a ``ValueError``) for a payload nested deeper than 64 levels,
     ``ValueError`` for a value JSON cannot carry. Never raises for an odd but JSON-shaped notification.
     """
-    clean = redact(payload)
+    clean, payload_text = redact_json(payload)  # serialized once: hashed for the id and embedded in the line
     normalized = normalize(clean)
-    payload_text = dumps(clean, sort_keys=True)  # serialized once: hashed for the id and embedded in the line
     lid = hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
     doc = {
         "id": lid,
@@ -156,8 +155,11 @@ def batch_objects(prefix: str, lines: list[tuple[str, ArchiveLine]], message_ids
     object, so no PUT of the batch replaces another."""
     name = batch_name(message_ids)
     groups: dict[str, ArchiveObject] = {}
+    keys: dict[str, str] = {}  # partition → key: one key per partition, computed once
     for record_id, line in lines:
-        key = object_key(prefix, line.partition, received_at, name)
+        key = keys.get(line.partition)
+        if key is None:
+            key = keys[line.partition] = object_key(prefix, line.partition, received_at, name)
         obj = groups.get(key)
         if obj is None:
             obj = groups[key] = ArchiveObject(key, b"")

@@ -1,6 +1,7 @@
 """Redaction: secrets never reach a log line, an error message or an archive object.
 
-Three nets, applied together by :func:`redact` (structures) and :func:`scrub` (one string):
+Three nets, applied together by :func:`redact` (structures), :func:`scrub` (one string, or a JSON text) and
+:func:`redact_json` (a document and its canonical JSON text, in one pass over the text):
 
 1. **By key name** (:func:`is_secret_key`): ``S3SecretId``, ``S3SecretKey``, ``SecretId``, ``SecretKey``,
    ``NotifyKey``, ``Sign``, ``Authorization`` and every key whose name contains ``secret``, ``token``,
@@ -25,11 +26,12 @@ Example::
 from __future__ import annotations
 
 import functools
+import json
 import re
 import threading
 from typing import Any
 
-from .safejson import MAX_DEPTH, JsonError
+from .safejson import MAX_DEPTH, JsonError, dumps, loads
 
 REDACTED = "***"
 MIN_REGISTERED_LENGTH = 6
@@ -44,6 +46,7 @@ _PARAM = re.compile(r"""(?:(?<=[?&;,\s"'])|^)([A-Za-z0-9_.\-]{1,64})=([^&#\s"'<>
 _ACCESS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bAKID[0-9A-Za-z]{13,64}\b")
 
 _registered: set[str] = set()
+_registered_list: tuple[str, ...] = ()
 _registered_re: re.Pattern[str] | None = None
 _lock = threading.Lock()
 
@@ -67,13 +70,18 @@ def register_secret(value: str | None) -> None:
 
     Values shorter than :data:`MIN_REGISTERED_LENGTH` characters are ignored.
     """
-    global _registered_re
+    global _registered_re, _registered_list
     if not value or len(value) < MIN_REGISTERED_LENGTH or value in _registered:
         return
     with _lock:
         _registered.add(value)
+        escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+        if escaped != value:  # as it stands inside a JSON text (quotes, backslashes, control characters)
+            _registered.add(escaped)
         # Longest first, so that a secret containing another is masked whole.
-        _registered_re = re.compile("|".join(re.escape(v) for v in sorted(_registered, key=len, reverse=True)))
+        ordered = sorted(_registered, key=len, reverse=True)
+        _registered_re = re.compile("|".join(re.escape(v) for v in ordered))
+        _registered_list = tuple(ordered)
 
 
 def _mask_param(match: re.Match[str]) -> str:
@@ -81,15 +89,71 @@ def _mask_param(match: re.Match[str]) -> str:
 
 
 def scrub(text: str) -> str:
-    """``text`` with secret-named ``name=value`` parameters, access key ids and registered secrets masked."""
+    """``text`` with secret-named ``name=value`` parameters, access key ids and registered secrets masked.
+
+    Works on plain text and on JSON text alike: no pattern reaches across a quote or a backslash, so a JSON text
+    stays valid JSON and only string contents change."""
     if "=" in text:
         text = _PARAM.sub(_mask_param, text)
     if "AKI" in text or "ASIA" in text:
         text = _ACCESS_KEY.sub(REDACTED, text)
     pattern = _registered_re
-    if pattern is not None:
+    if pattern is not None and any(secret in text for secret in _registered_list):  # substring search first
         text = pattern.sub(REDACTED, text)
     return text
+
+
+def mask_keys(value: Any, _depth: int = 0) -> Any:
+    """``value`` with the values of secret-named keys masked (the first net only), copy-on-write: containers on the
+    way to a masked key are copied, everything else is shared with ``value``, which is never modified.
+
+    Raises :class:`~mps_triggers.safejson.JsonError` beyond :data:`~mps_triggers.safejson.MAX_DEPTH` levels.
+    """
+    if isinstance(value, dict):
+        if _depth >= MAX_DEPTH:
+            raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
+        out = None
+        for k, v in value.items():
+            if isinstance(k, str) and is_secret_key(k) and v not in (None, ""):
+                new: Any = REDACTED
+            elif isinstance(v, (dict, list)):
+                new = mask_keys(v, _depth + 1)
+                if new is v:
+                    continue
+            else:
+                continue
+            if out is None:
+                out = dict(value)
+            out[k] = new
+        return value if out is None else out
+    if isinstance(value, list):
+        if _depth >= MAX_DEPTH:
+            raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
+        items = None
+        for i, v in enumerate(value):
+            if isinstance(v, (dict, list)):
+                new = mask_keys(v, _depth + 1)
+                if new is not v:
+                    if items is None:
+                        items = list(value)
+                    items[i] = new
+        return value if items is None else items
+    return value
+
+
+def redact_json(value: Any) -> tuple[Any, str]:
+    """``(redacted value, its canonical JSON text)``: keys masked structurally, values scrubbed in one pass over the
+    text (sorted keys, compact, line-safe: :func:`mps_triggers.safejson.dumps`). The value is parsed back from the
+    text only when the scrub changed it, so both always agree.
+
+    Raises :class:`~mps_triggers.safejson.JsonError` beyond 64 levels, ``ValueError`` for values JSON cannot carry.
+    """
+    masked = mask_keys(value)
+    text = dumps(masked, sort_keys=True)
+    scrubbed = scrub(text)
+    if scrubbed is text or scrubbed == text:
+        return masked, text
+    return loads(scrubbed), scrubbed
 
 
 def redact(value: Any, _depth: int = 0) -> Any:

@@ -2,10 +2,12 @@
 
 Everything a user or the network controls passes through here before the rest of the code sees it:
 
-- :func:`loads` parses text with a nesting limit. ``json.loads`` raises :class:`RecursionError` (not a
-  ``ValueError``) on ~1,000 nested brackets, and valid JSON a few hundred levels deep later overflows any recursive
-  walk; both become :class:`JsonError` (a ``ValueError``) with a reason. :data:`MAX_DEPTH` (64) is far above what
-  MPS, S3, SQS, SNS or EventBridge send (≤ 12 levels in every documented sample).
+- :func:`loads` parses text; ``json.loads`` raises :class:`RecursionError` (not a ``ValueError``) on ~1,000 nested
+  brackets, and that becomes :class:`JsonError` (a ``ValueError``) with a reason. Valid JSON a few hundred levels
+  deep would later overflow a recursive walk: every walk of a whole document in this project is bounded at
+  :data:`MAX_DEPTH` (64) levels and raises :class:`JsonError` beyond (:func:`mps_triggers.redaction.mask_keys`;
+  :func:`depth_exceeds` for values a platform parsed), far above what MPS, S3, SQS, SNS or EventBridge send
+  (≤ 12 levels in every documented sample).
 - :func:`dumps` writes one compact JSON text that always encodes as UTF-8 and always stays one line for every
   reader: lone UTF-16 surrogates (``"\\ud800"``, which ``str.encode("utf-8")`` refuses) and the characters
   ``str.splitlines()`` breaks on besides ``\\n`` (U+2028, U+2029, U+0085; JSON leaves them raw) are written as
@@ -39,22 +41,23 @@ class JsonError(ValueError):
     """The text is not JSON, or not JSON this project accepts (nested deeper than :data:`MAX_DEPTH`)."""
 
 
-def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+def loads(text: str | bytes, max_depth: int | None = None) -> Any:
     """Parse JSON ``text`` (str, or UTF-8 bytes). Raises :class:`JsonError` naming the problem and its position.
 
-    Nesting is measured after parsing, iteratively (no recursion); the C parser's own recursion limit is caught.
+    The C parser's own recursion limit (a flood of ``[``) becomes "nested deeper than 64 levels". With
+    ``max_depth``, the parsed value is also measured (iteratively) and refused beyond it.
     """
     try:
         value = json.loads(text)
     except RecursionError:
-        raise JsonError(f"nested deeper than {max_depth} levels") from None
+        raise JsonError(f"nested deeper than {max_depth or MAX_DEPTH} levels") from None
     except UnicodeDecodeError:
         raise JsonError("not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise JsonError(f"not JSON ({exc.msg} at char {exc.pos})") from None
     except ValueError as exc:  # e.g. an integer literal longer than Python's int-string limit
         raise JsonError(f"not JSON we can read ({str(exc)[:80]})") from None
-    if depth_exceeds(value, max_depth):
+    if max_depth is not None and depth_exceeds(value, max_depth):
         raise JsonError(f"nested deeper than {max_depth} levels")
     return value
 
@@ -84,9 +87,18 @@ def line_safe(text: str) -> str:
     """``text`` (serialized JSON) with lone surrogates, U+2028, U+2029 and U+0085 written as ``\\uXXXX``.
 
     Inside JSON text these characters can only stand within strings, where the escape is the same character to
-    any JSON reader; the result always encodes as UTF-8 and ``splitlines()`` never cuts it.
+    any JSON reader; the result always encodes as UTF-8 and ``splitlines()`` never cuts it. (The checks before the
+    regex are substring searches and one encode, at C speed: most texts have none of these characters.)
     """
-    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+    if text.isascii():
+        return text
+    if "\u2028" in text or "\u2029" in text or "\u0085" in text:
+        return _UNSAFE.sub(_escape, text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return _UNSAFE.sub(_escape, text)
+    return text
 
 
 def dumps(value: Any, *, sort_keys: bool = False, default: Any = None) -> str:
