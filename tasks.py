@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
         count = rest[0] if rest and rest[0].isdigit() else "10000"
         env["FUZZ_EXAMPLES"] = count
         print(f"fuzzing: {count} examples per property ({', '.join(FUZZ_TESTS)})", flush=True)
-        return subprocess.call([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", *FUZZ_TESTS,
+        return subprocess.call([python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--timeout=0", *FUZZ_TESTS,
                                 *rest[1 if rest and rest[0].isdigit() else 0:]], cwd=ROOT, env=env)
     if command == "package-scf":
         if "--python" not in rest:

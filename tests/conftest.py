@@ -263,12 +263,13 @@ def archive(stack, monkeypatch):
     storage._stores.clear()
 
 
-ESCAPES = re.compile(r"\\u(?!2028|2029|0085|d[89a-f][0-9a-f]{2})")
+ESCAPES = re.compile(r"\\u(?!2028|2029|0085|00[01][0-9a-f]|d[89a-f][0-9a-f]{2})")
 
 
 class Reader:
     """Reads an archive bucket back, checking the line format: UTF-8, one record per line for any reader
-    (``str.splitlines()`` included), no ASCII escaping but for line-breaking characters and lone surrogates."""
+    (``str.splitlines()`` included), no ASCII escaping but for control characters (JSON's own rule),
+    line-breaking characters and lone surrogates."""
 
     def __init__(self, stack, bucket):
         self.s3, self.bucket = stack.boto3("s3"), bucket

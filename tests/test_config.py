@@ -139,3 +139,22 @@ def test_same_bucket_with_own_output_dir_and_catch_all_is_allowed_and_guarded():
     s = load_settings(env(MPS_SCHEDULE_ID=1, ARCHIVE_URI="cos://logs-1250000000/mps"))
     guards = {(g.bucket, g.prefix) for g in s.guarded_locations()}
     assert guards == {(None, "mps-output/"), ("logs-1250000000", "mps/")}
+
+
+@pytest.mark.parametrize("path", ["../uploads/{inputName}.mp4", "sub/../../x.mp4", "/mps-output/../uploads/x.mp4"])
+def test_output_paths_climbing_out_with_dotdot_are_refused(path):
+    tasks = {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 10, "OutputObjectPath": path}]}}
+    e = error(MPS_ROUTES=[{"name": "t", "tasks": tasks}])
+    assert "OutputObjectPath" in e.variable and "'..'" in e.problem
+
+
+@pytest.mark.parametrize("kw,variable", [({"MPS_OUTPUT_DIR": "/mps-output/../"}, "MPS_OUTPUT_DIR"),
+                                         ({"ARCHIVE_URI": "s3://logs/a/../b"}, "ARCHIVE_URI"),
+                                         ({"ARCHIVE_URI": "s3://logs/" + "p" * 513}, "ARCHIVE_URI")])
+def test_dirs_with_dotdot_and_archive_prefixes_too_long_for_1024_byte_keys_are_refused(kw, variable):
+    assert error(MPS_SCHEDULE_ID=1, **kw).variable == variable
+
+
+def test_invalid_urls_are_refused_without_quoting_them():
+    e = error(MPS_SCHEDULE_ID=1, MPS_NOTIFY_URL="ftp://cb.example.com/?token=never-quote-me")
+    assert e.variable == "MPS_NOTIFY_URL" and "never-quote-me" not in str(e)

@@ -1,9 +1,10 @@
-"""Reduced versions of the burst and archive fault benchmarks (bench/burst.py, bench/archive_faults.py): CI fails
-on any object lost or submitted twice, or any callback missing from the archive. The full runs are documented
-commands (README, Reliability)."""
+"""Reduced versions of the burst, archive fault, webhook digest and deadline benchmarks (bench/burst.py,
+bench/archive_faults.py, bench/webhook_digest.py, bench/deadline.py): CI fails on any object lost or submitted
+twice, any callback missing from the archive or redelivered because of a chat push, any invocation past its
+deadline. The full runs are documented commands (README, Reliability)."""
 from __future__ import annotations
 
-from mpslocal.reliability import run_archive, run_burst
+from mpslocal.reliability import run_archive, run_burst, run_deadline, run_webhook_digest
 
 
 def test_burst_under_faults_loses_nothing_and_submits_nothing_twice(tmp_path):
@@ -25,3 +26,21 @@ def test_archive_under_write_failures_and_duplicates_misses_no_callback():
     assert r.injected_put_failures > 0
     assert r.sqs_record_failures + r.http_retries > 0  # the record-level redelivery path was exercised
     assert r.in_dlq == 0
+
+
+def test_digests_under_the_robots_limits_never_redeliver_a_callback():
+    """1,500 callbacks in SQS batches of 50 (30 digests) against a WeCom robot allowing 20 a minute and 4,096 bytes."""
+    r = run_webhook_digest(callbacks=1500, batch=50)
+    assert (r.records_failed, r.in_dlq, r.max_receive_count) == (0, 0, 1)
+    assert r.max_per_minute <= 20 and r.refused == 0 and r.largest_bytes <= 4096
+    assert r.push_failed > 0 and r.delivered == 20  # the pacing really held digests back, and they were recorded
+    assert r.uncovered == 0 and r.missing_from_archive == 0
+
+
+def test_trickling_peers_never_hold_an_invocation_past_its_deadline():
+    """100 uploads while MPS trickles a tenth of its answers; 300 + 20 callbacks while the webhook trickles all."""
+    r = run_deadline(uploads=100, callbacks=300, http_callbacks=20, trickle_rate=0.15)
+    assert r.submit_max_seconds < r.submit_timeout and r.trickled_requests > 0
+    assert r.archive_sqs_max_seconds < r.archive_timeout and r.archive_http_max_seconds < r.archive_timeout
+    assert (r.uploads_lost, r.submitted_twice, r.uploads_in_dlq) == (0, 0, 0) and r.submitted_once == 100
+    assert (r.archive_records_failed, r.callbacks_missing) == (0, 0) and r.push_failed > 0

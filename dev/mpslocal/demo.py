@@ -40,7 +40,8 @@ OUT = ROOT / ".demo"
 S3_BUCKET, S3_ARCHIVE = "mps-demo-input", "mps-demo-archive"
 COS_BUCKET, COS_ARCHIVE, COS_REGION = "mps-demo-1250000000", "mps-demo-archive-1250000000", "ap-guangzhou"
 SCHEDULE_ID = 20001
-S3_SECRET, NOTIFY_KEY, TOKEN = "demo-s3-secret-key-never-logged", "demo-notify-key-never-logged", "demo-token-never-logged"
+S3_SECRET, NOTIFY_KEY = "demo-s3-secret-key-never-logged", "demo-notify-key-never-logged"
+TOKEN = "demo+token/never=logged"  # with the characters openssl rand -base64 makes: the job URL-encodes it
 AWS_ROUTES = [{"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": SCHEDULE_ID}]
 SCF_ROUTES = [
     {"name": "cos-inline-transcode", "prefix": "inline/", "suffixes": [".mp4"],
@@ -146,7 +147,7 @@ class Demo:
         self.function_url = FunctionUrlServer(archive_scf, platform="scf")
         submit_scf = self.container("submit-scf", "submit", {
             **local, **mps_env, **scf_keys, "MPS_ROUTES": json.dumps(SCF_ROUTES), "MPS_OUTPUT_DIR": "/mps-output/",
-            "MPS_NOTIFY_URL": f"{self.function_url.url}?token={TOKEN}", "MPS_NOTIFY_KEY": NOTIFY_KEY,
+            "MPS_NOTIFY_URL": self.function_url.url, "CALLBACK_TOKEN": TOKEN, "MPS_NOTIFY_KEY": NOTIFY_KEY,
             "ARCHIVE_URI": f"cos://{COS_ARCHIVE}/callbacks", "ARCHIVE_REGION": COS_REGION}, platform="scf")
         self.cos = CosTrigger(stack.cos(COS_REGION), COS_BUCKET, COS_REGION, submit_scf)
 
