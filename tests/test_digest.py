@@ -126,3 +126,27 @@ def test_json_digest_stays_within_256_kib_and_counts_the_rest(archive):
         assert 0 < len(digest["tasks"]) < 500 and all(t["failed"] for t in digest["tasks"])  # the failed ones first
     finally:
         receiver.close()
+
+
+def test_a_digest_that_cannot_even_be_rendered_never_fails_the_batch(stack, monkeypatch):
+    """Whatever goes wrong on the way to the chat (here: a format the renderer does not know) is recorded under
+    push_failed; the callbacks are archived and acknowledged."""
+    import uuid
+
+    from mps_triggers.archive_job import ArchiveJob
+    from mps_triggers.config import load_archive_settings
+    from mps_triggers.storage import S3Store
+    from mps_triggers.webhook import WebhookClient
+
+    bucket = f"render-{uuid.uuid4().hex[:8]}"
+    s3 = stack.boto3("s3")
+    s3.create_bucket(Bucket=bucket)
+    settings = load_archive_settings({"ARCHIVE_URI": f"s3://{bucket}/cb", "CALLBACK_TOKEN": "render-token"})
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.moto.url)
+    job = ArchiveJob(settings, store=S3Store(bucket), webhook=WebhookClient("http://127.0.0.1:9/hook", fmt="xml"))
+    event = callbacks(["uploads/a.mp4", "uploads/b.mp4"])
+    assert job.run(event, None).respond() == {"batchItemFailures": []}
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    [failed_key] = [k for k in keys if "/event_type=push_failed/" in k]
+    failed = json.loads(s3.get_object(Bucket=bucket, Key=failed_key)["Body"].read())
+    assert failed["reason"].startswith("internal error: KeyError") and len(failed["covers"]) == 2

@@ -261,9 +261,10 @@ class ArchiveJob:
         if self.webhook is None or not items:
             return None
         digest = Digest(items, self.archive_uri)
-        body = digest.render(self.webhook.fmt)
+        body: dict[str, Any] | None = None
         task_ids = [i.callback.task_id for i in items]
         try:
+            body = digest.render(self.webhook.fmt)
             done = self.webhook.push(body, invocation.call_deadline(reserve=PUSH_FAILED_RESERVE))
         except WebhookError as exc:
             reason, attempts = str(exc), getattr(exc, "attempts", 1)

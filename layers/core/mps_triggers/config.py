@@ -22,6 +22,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -165,8 +166,6 @@ def _check_url(v: str | None) -> str | None:
 
 def _register_url_secrets(url: str | None) -> None:
     """Register the values of secret-named query parameters of ``url`` (a WeCom robot's ``key``, a ``token``)."""
-    from urllib.parse import parse_qsl, urlsplit
-
     if url:
         for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
             if is_secret_param(name):
@@ -399,8 +398,6 @@ def _check(s: Settings) -> None:
 
 
 def _query_names(url: str) -> set[str]:
-    from urllib.parse import parse_qsl, urlsplit
-
     return {name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
 
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from .exceptions import BatchProcessingError, ConfigError, EventError, MpsTriggersError, RecordError
 from .logs import log, set_context
+from .redaction import scrub
 from .safejson import dumps
 
 T = TypeVar("T")
@@ -157,7 +158,7 @@ def as_record_failure(record_id: str, exc: BaseException) -> MpsTriggersError:
     """The project's typed error for ``exc`` raised while handling ``record_id`` (typed errors pass through)."""
     if isinstance(exc, MpsTriggersError):
         return exc
-    return RecordError(record_id, type(exc).__name__, str(exc)[:300])
+    return RecordError(record_id, type(exc).__name__, scrub(str(exc))[:300])
 
 
 def log_failure(record_id: str, error: MpsTriggersError, exc: BaseException | None = None) -> None:

@@ -11,9 +11,11 @@ one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines ar
     MpsError                              code, message, request_id, http_status
     ├── MpsTransientError                 worth retrying
     │   ├── MpsThrottlingError            RequestLimitExceeded*, LimitExceeded.CreateTask, HTTP 429
-    │   ├── MpsServerError                InternalError*, ResourceUnavailable*, FailedOperation.NetWorkError, HTTP 5xx
+    │   ├── MpsServerError                InternalError*, ResourceUnavailable*, FailedOperation.NetWorkError, HTTP 5xx,
+    │   │                                 InvalidResponse (not an API 3.0 answer, or neither TaskId nor Error)
     │   └── MpsNetworkError               connection refused/reset/dropped, TLS, DNS
-    │       └── MpsTimeoutError           connect/read/write/pool timeout
+    │       └── MpsTimeoutError           the attempt's total budget spent (Timeout), or not sent: the deadline is
+    │                                     too near (DeadlineReached)
     ├── MpsPermanentError                 retrying cannot help
     │   ├── MpsAuthError                  AuthFailure*, UnauthorizedOperation*
     │   ├── MpsInvalidRequestError        InvalidParameter*, MissingParameter*, UnknownParameter*, ...
@@ -63,7 +65,7 @@ class MpsThrottlingError(MpsTransientError):
 
 
 class MpsServerError(MpsTransientError):
-    """MPS had an internal or dependency error, or answered with an HTTP 5xx status."""
+    """MPS had an internal or dependency error, answered with an HTTP 5xx status, or gave no usable answer."""
 
 
 class MpsNetworkError(MpsTransientError):
@@ -71,7 +73,7 @@ class MpsNetworkError(MpsTransientError):
 
 
 class MpsTimeoutError(MpsNetworkError):
-    """The request timed out (connect, read, write or pool)."""
+    """No complete answer within the attempt's total budget, or not sent because the invocation's deadline is near."""
 
 
 class MpsPermanentError(MpsError):

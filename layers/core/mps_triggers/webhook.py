@@ -227,7 +227,9 @@ def _fit(head: str, rows: list[str], tail: Callable[[int], str], limit: int) -> 
         used += row_size
     end = tail(len(rows) - (len(out) - 1))
     text = "\n".join(out + [end])
-    return text if size(text) <= limit else cut(text, limit)
+    if size(text) <= limit:
+        return text
+    return text.encode("utf-8")[: limit - 3].decode("utf-8", "ignore") + "…"  # never reached: rows were measured
 
 
 # --- pacing and sending --------------------------------------------------------------------------------------------
