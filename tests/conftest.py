@@ -160,6 +160,22 @@ def mps(stack: LocalStack) -> Any:
     emu.state.faults.clear()
 
 
+def sqs_event(*bodies: Any, ids: list[str] | None = None) -> dict[str, Any]:
+    """An SQS event as Lambda delivers it, one record per body (a dict is JSON-encoded, a str sent as it is)."""
+    ids = ids or [f"msg-{i}" for i in range(len(bodies))]
+    return {"Records": [{"messageId": mid, "receiptHandle": "rh", "body": b if isinstance(b, str) else json.dumps(b),
+                         "attributes": {}, "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:uploads", "awsRegion": "us-east-1"}
+                        for mid, b in zip(ids, bodies)]}
+
+
+def s3_body(key: str, etag: str = "e1", size: int = 10, bucket: str = "media-in") -> dict[str, Any]:
+    """An S3 ObjectCreated notification (event version 2.1) for one object, as S3 sends it to SQS."""
+    return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                         "eventTime": "2026-11-21T03:00:00.000Z", "eventName": "ObjectCreated:Put",
+                         "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]}
+
+
 def base_env(stack: LocalStack, **extra: str) -> dict[str, str]:
     env = {
         "MPS_ENDPOINT": stack.mps.url,

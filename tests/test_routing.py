@@ -100,7 +100,7 @@ def test_cos_request_shape():
                                                                  "Object": "/inline/a b.mp4"}}
     assert req["OutputStorage"] == {"Type": "COS", "CosOutputStorage": {"Bucket": "in-1250000000",
                                                                          "Region": "ap-guangzhou"}}
-    assert req["OutputDir"] == "/mps-output/" and req["TaskType"] == "Offline"
+    assert req["OutputDir"] == "/mps-output/inline/a b.mp4/" and req["TaskType"] == "Offline"
     assert req["MediaProcessTask"] == {"TranscodeTaskSet": [{"Definition": 100030}]}
     assert req["TaskNotifyConfig"] == {"NotifyType": "URL", "NotifyUrl": "https://cb.example.com/mps?token=t",
                                        "NotifyMode": "Change", "NotifyKey": "nk"}
@@ -114,7 +114,7 @@ def test_s3_request_shape_carries_credentials_and_sqs_notify():
     assert req["InputInfo"] == {"Type": "AWS-S3", "S3InputInfo": {
         "S3Bucket": "pods", "S3Region": "us-east-1", "S3Object": "show/ep1.mp3", "S3SecretId": "AKIATEST",
         "S3SecretKey": "s3-secret"}}
-    assert req["OutputStorage"]["S3OutputStorage"]["S3Bucket"] == "pods-out" and req["OutputDir"] == "/derived/"
+    assert req["OutputStorage"]["S3OutputStorage"]["S3Bucket"] == "pods-out" and req["OutputDir"] == "/derived/pods/show/ep1.mp3/"
     assert req["ScheduleId"] == 7 and req["TasksPriority"] == 3
     assert req["TaskNotifyConfig"] == {"NotifyType": "AWS-SQS", "NotifyMode": "Finish", "AwsSQS": {
         "SQSRegion": "us-east-1", "SQSQueueName": "mps-callbacks", "S3SecretId": "AKIATEST", "S3SecretKey": "s3-secret"}}

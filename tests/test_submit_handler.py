@@ -6,26 +6,12 @@ import json
 import pytest
 
 from mps_triggers.exceptions import BatchProcessingError, ConfigError, EventError
-from tests.conftest import NOTIFY_KEY, S3_SECRET, load_event
+from tests.conftest import NOTIFY_KEY, S3_SECRET, load_event, s3_body, sqs_event
 
 ROUTES = [
     {"name": "broken", "prefix": "broken/", "tasks": {"MediaProcessTask": {"TranscodeTaskSet": [{"Definiton": 1}]}}},
     {"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": 20001},
 ]
-
-
-def sqs_event(*bodies, ids=None):
-    ids = ids or [f"msg-{i}" for i in range(len(bodies))]
-    return {"Records": [{"messageId": mid, "receiptHandle": "rh", "body": b if isinstance(b, str) else json.dumps(b),
-                         "attributes": {}, "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
-                         "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:uploads", "awsRegion": "us-east-1"}
-                        for mid, b in zip(ids, bodies)]}
-
-
-def s3_body(key, etag="e1", size=10, bucket="media-in"):
-    return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-                         "eventTime": "2026-11-21T03:00:00.000Z", "eventName": "ObjectCreated:Put",
-                         "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag}}}]}
 
 
 def test_sqs_batch_all_submitted(handler_env, mps):

@@ -79,11 +79,11 @@ def uploads() -> list[Upload]:
         Upload("s3", "uploads/2026/", b"", "folder marker"),
         Upload("s3", "uploads/empty.mp4", b"", "zero-byte"),
         Upload("s3", "uploads/readme.txt", b"not a video\n", "no route"),
-        Upload("s3", "mps-output/uploads/red flower_transcode.mp4", clips[0], "recursion guard"),
+        Upload("s3", "mps-output/uploads/red flower.mp4/red flower_transcode_100030.mp4", clips[0], "recursion guard"),
         Upload("cos", "uploads/产品 演示.mp4", clips[5], "submit"),
         Upload("cos", "inline/c+d #1.mp4", clips[6], "submit"),
         Upload("cos", "uploads/folder/", b"", "folder marker"),
-        Upload("cos", "mps-output/inline/c+d #1_100030.mp4", clips[6], "recursion guard"),
+        Upload("cos", "mps-output/inline/c+d #1.mp4/c+d #1_transcode_100030.mp4", clips[6], "recursion guard"),
     ]
 
 
@@ -263,7 +263,7 @@ class Demo:
             for t in submitted[:1]:
                 target = f"ScheduleId {t.body['ScheduleId']}" if "ScheduleId" in t.body else \
                     "+".join(k for k in t.body if k.endswith("Task"))
-                rows.append((up.label, (t.session_context or {}).get("r", "?"), target, t.session_id, t.task_id))
+                rows.append((up.label, (t.session_context or {}).get("r", "?"), target, t.session_id, t.body["OutputDir"]))
                 key, line = finish_line.get(t.task_id, (None, None))
                 if line is None:
                     problems.append(f"{up.label}: task {t.task_id} has no archived FINISH line")
@@ -271,12 +271,15 @@ class Demo:
                 else:
                     state = "FINISH, subtask failed" if line["failed"] else "FINISH"
                     finals.append((up.label, t.task_id, state, f"{key} ({line['id'][:12]}…)"))
+        written = [o for t in tasks for o in t.outputs]
+        for out in sorted({o for o in written if written.count(o) > 1}):
+            problems.append(f"two tasks write the same output {out[0]}:{out[1]}")
         for key, ts in by_object.items():
             if key not in {(u.bucket, u.key) for u in items}:
                 problems.append(f"unexpected task for {key}: {[t.task_id for t in ts]}")
 
         print(f"\nSubmitted ({len(rows)} objects, {len(tasks)} MPS tasks; round 1 with every callback took {seconds:.1f}s):")
-        _table(["object", "rule", "ScheduleId / task", "SessionId", "TaskId"], rows)
+        _table(["object", "rule", "ScheduleId / task", "SessionId", "output folder (OutputDir)"], rows)
         skipped = [(f"{ln['storage']}://{ln['bucket']}/{ln['key']}", ln["reason"]) for ln in first if ln.get("msg") == "skipped"]
         print(f"\nSkipped ({len(skipped)}):")
         _table(["object", "reason"], skipped)

@@ -13,7 +13,10 @@ What it checks, as MPS does (ProcessMedia API 2019-06-12, API 3.0 "Signature v3"
 - A ``SessionId`` accepted in the last 3 days → ``InvalidParameterValue.SessionId``.
 
 Accepted tasks get TaskIds of the real shape (``1250000000-WorkflowTask-<32 hex>tt7``, ``…-ScheduleTask-…``) and
-are kept for inspection: :attr:`MpsEmulator.tasks` in process, ``GET /_emulator/tasks`` over HTTP.
+are kept for inspection: :attr:`MpsEmulator.tasks` in process, ``GET /_emulator/tasks`` over HTTP. Each task records
+the ``(bucket, path)`` of every output MPS would write (:attr:`Task.outputs`: the task's ``OutputObjectPath`` or MPS's
+default name under ``OutputDir``, with every documented filename variable rendered), so a test can assert that no
+two tasks write the same object.
 
 With ``complete_after`` set, each accepted task completes after that many seconds and is notified as MPS does,
 following its ``TaskNotifyConfig``: ``URL`` (HTTP POST of the JSON body, with ``Timestamp``/``Sign`` when a
@@ -48,7 +51,7 @@ from typing import Any, Callable
 
 from mps_triggers.redaction import redact
 
-from .notifications import notification, task_event
+from .notifications import notification, output_paths, task_event
 
 SESSION_TTL = 3 * 24 * 3600
 TASK_FIELDS = ("MediaProcessTask", "AiContentReviewTask", "AiAnalysisTask", "AiRecognitionTask",
@@ -123,6 +126,7 @@ class Task:
     received_at: float
     session_id: str | None
     body: dict[str, Any]
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (bucket, path) MPS writes, rendered by MPS's rules
 
     @property
     def session_context(self) -> dict[str, Any] | None:
@@ -379,7 +383,8 @@ class MpsEmulator:
                     raise ApiError("InvalidParameterValue.SessionId",
                                    "Duplicate recognition code, request deduplicated")
                 self.state.sessions[sid] = now
-            task = Task(f"{self.app_id}-{kind}-{uuid.uuid4().hex}tt7", request_id, now, sid, params)
+            task_id = f"{self.app_id}-{kind}-{uuid.uuid4().hex}tt7"
+            task = Task(task_id, request_id, now, sid, params, output_paths(params, task_id))
             self.state.tasks.append(task)
         if self.complete_after is not None:
             notify = params.get("TaskNotifyConfig") or {}
@@ -627,7 +632,8 @@ def _handler_for(emulator: MpsEmulator) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/_emulator/tasks":
                 self._send(200, [{"TaskId": t.task_id, "SessionId": t.session_id, "ReceivedAt": t.received_at,
-                                  "Request": redact(t.body)} for t in emulator.tasks])
+                                  "Request": redact(t.body), "Outputs": [list(o) for o in t.outputs]}
+                                 for t in emulator.tasks])
             elif self.path == "/_emulator/requests":
                 self._send(200, [vars(r) for r in emulator.requests])
             else:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import time
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 META = {"Size": 5412, "Container": "mov,mp4,m4a,3gp,3g2,mj2", "Duration": 1.0, "Bitrate": 43296, "Height": 120,
         "Width": 160, "Rotate": 0,
@@ -20,15 +22,48 @@ META = {"Size": 5412, "Container": "mov,mp4,m4a,3gp,3g2,mj2", "Duration": 1.0, "
         "AudioStreamSet": [], "VideoDuration": 1.0, "AudioDuration": 0}
 
 
-def _input_name(request: dict[str, Any]) -> str:
+def _input_path(request: dict[str, Any]) -> str:
     info = request.get("InputInfo", {})
-    obj = (info.get("CosInputInfo") or {}).get("Object") or (info.get("S3InputInfo") or {}).get("S3Object") or \
-        (info.get("UrlInputInfo") or {}).get("Url") or "input"
-    return posixpath.splitext(posixpath.basename(obj))[0]
+    url = (info.get("UrlInputInfo") or {}).get("Url")
+    if url:
+        return unquote(urlsplit(url).path)  # the path of the URL: never its query (a presigned signature)
+    obj = (info.get("CosInputInfo") or {}).get("Object") or (info.get("S3InputInfo") or {}).get("S3Object") or "input"
+    return obj if obj.startswith("/") else "/" + obj
 
 
 def _out_dir(request: dict[str, Any]) -> str:
-    return request.get("OutputDir") or "/"
+    """OutputDir, else the input's own folder (the SDK model: "if not filled, the directory of the triggering file,
+    i.e. {inputDir}")."""
+    return request.get("OutputDir") or posixpath.dirname(_input_path(request)).rstrip("/") + "/"
+
+
+def render_path(template: str, request: dict[str, Any], task_id: str, definition: Any, fmt: str,
+                number: int | None = None, **extra: Any) -> str:
+    """An output object's path as MPS renders it: the variables of "Filename Variable" (``{inputName}``,
+    ``{inputFormat}``, ``{number}``, ``{taskId}``, ``{rand}``, ``{streamId}``, ``{format}``, ``{definition}``)
+    plus ``{subStreamNumber}``/``{segmentNumber}``/``{inputDir}``; a relative result goes under OutputDir.
+    Independent of the project's own renderer (mps_triggers.outputs)."""
+    base, ext = posixpath.splitext(posixpath.basename(_input_path(request)))
+    values = {"inputName": base, "inputFormat": ext.lstrip("."), "number": "" if number is None else str(number),
+              "taskId": task_id, "rand": task_id[-8:], "streamId": "", "format": fmt, "definition": str(definition),
+              "inputDir": posixpath.dirname(_input_path(request)).rstrip("/") + "/",
+              **{k: str(v) for k, v in extra.items()}}
+    path = re.sub(r"\{([A-Za-z]+)\}", lambda m: values.get(m.group(1), m.group()), template)
+    return path if path.startswith("/") else _out_dir(request) + path
+
+
+def output_paths(request: dict[str, Any], task_id: str) -> list[tuple[str, str]]:
+    """Every ``(bucket, path)`` an accepted request makes MPS write (:func:`task_event`'s outputs)."""
+    out: list[tuple[str, str]] = []
+    for _, _, sub in _activities(request, "FINISH", None, task_id):
+        o = sub.get("Output") or {}
+        storage = o.get("OutputStorage") or o.get("Storage") or {}
+        bucket = (storage.get("CosOutputStorage") or {}).get("Bucket") or \
+            (storage.get("S3OutputStorage") or {}).get("S3Bucket") or ""
+        paths = [o.get("Path")] + [p.get("Path") for p in o.get("PicInfoSet", [])] + o.get("ImagePathSet", []) + \
+            [o.get("WebVttPath")]
+        out.extend((bucket, p) for p in paths if p)
+    return out
 
 
 def _storage(request: dict[str, Any]) -> dict[str, Any]:
@@ -54,37 +89,44 @@ def _subtask(status: str, output: dict[str, Any] | None, input_: dict[str, Any],
             "Output": output, "Progress": 100}
 
 
-def _activities(request: dict[str, Any], status: str, fail_index: int | None) -> list[tuple[str, str, dict]]:
-    """(type, task field, subtask) for what the request asks: inline tasks, or a typical orchestration."""
-    name, out_dir, storage = _input_name(request), _out_dir(request), _storage(request)
+def _activities(request: dict[str, Any], status: str, fail_index: int | None, task_id: str = ""
+                ) -> list[tuple[str, str, dict]]:
+    """(type, task field, subtask) for what the request asks: inline tasks, or a typical orchestration. Output paths
+    follow the tasks' ``OutputObjectPath`` or MPS's default names, rendered by :func:`render_path`."""
+    storage = _storage(request)
     todo: list[tuple[str, str, dict, dict]] = []
     mpt = request.get("MediaProcessTask") or ({} if "ScheduleId" not in request else {
         "TranscodeTaskSet": [{"Definition": 100030}], "SnapshotByTimeOffsetTaskSet": [{"Definition": 10}],
         "AnimatedGraphicTaskSet": [{"Definition": 20000, "StartTimeOffset": 0, "EndTimeOffset": 1}]})
+
+    def path(t: dict[str, Any], default: str, fmt: str, number: int | None = None) -> str:
+        return render_path(t.get("OutputObjectPath") or default, request, task_id, t.get("Definition"), fmt, number)
+
     for t in mpt.get("TranscodeTaskSet", []):
         d = t.get("Definition")
-        path = t.get("OutputObjectPath") or "{inputName}_transcode_{definition}.{format}"
-        path = path.replace("{inputName}", name).replace("{definition}", str(d)).replace("{format}", "mp4")
-        path = path if path.startswith("/") else out_dir + path
+        p = path(t, "{inputName}_transcode_{definition}.{format}", "mp4")
         todo.append(("Transcode", "TranscodeTask", {"Definition": d, "OutputStorage": storage},
-                     {"OutputStorage": storage, "Path": path, "Definition": d, "Bitrate": 39000, "Height": 120,
+                     {"OutputStorage": storage, "Path": p, "Definition": d, "Bitrate": 39000, "Height": 120,
                       "Width": 160, "Size": 4011, "Duration": 1.0, "Container": "mp4",
-                      "Md5": hashlib.md5(path.encode()).hexdigest()}))
+                      "Md5": hashlib.md5(p.encode()).hexdigest()}))
     for t in mpt.get("SnapshotByTimeOffsetTaskSet", []):
         d = t.get("Definition")
+        p = path(t, "{inputName}_snapshotByTimeOffset_{definition}_{number}.{format}", "jpg", 0)
         todo.append(("SnapshotByTimeOffset", "SnapshotByTimeOffsetTask", {"Definition": d},
-                     {"Definition": d, "Storage": storage,
-                      "PicInfoSet": [{"TimeOffset": 0, "Path": f"{out_dir}{name}_snapshotByTimeOffset_{d}_0.jpg"}]}))
+                     {"Definition": d, "Storage": storage, "PicInfoSet": [{"TimeOffset": 0, "Path": p}]}))
     for t in mpt.get("AnimatedGraphicTaskSet", []):
         d = t.get("Definition")
         todo.append(("AnimatedGraphics", "AnimatedGraphicTask", {"Definition": d},
-                     {"Storage": storage, "Path": f"{out_dir}{name}_animatedGraphic_{d}.gif", "Definition": d,
-                      "Container": "gif", "Height": 120, "Width": 160, "Size": 2048}))
+                     {"Storage": storage, "Path": path(t, "{inputName}_animatedGraphic_{definition}.{format}", "gif"),
+                      "Definition": d, "Container": "gif", "Height": 120, "Width": 160, "Size": 2048}))
     for t in mpt.get("ImageSpriteTaskSet", []):
         d = t.get("Definition")
+        vtt = render_path(t.get("WebVttObjectName") or "{inputName}_imageSprite_{definition}.{format}", request,
+                          task_id, d, "vtt")
         todo.append(("ImageSprites", "ImageSpriteTask", {"Definition": d},
-                     {"Definition": d, "Storage": storage, "ImagePathSet": [f"{out_dir}{name}_imageSprite_{d}_0.jpg"],
-                      "WebVttPath": f"{out_dir}{name}_imageSprite_{d}.vtt", "TotalCount": 1}))
+                     {"Definition": d, "Storage": storage,
+                      "ImagePathSet": [path(t, "{inputName}_imageSprite_{definition}_{number}.{format}", "jpg", 0)],
+                      "WebVttPath": vtt, "TotalCount": 1}))
     if fail_index is not None and fail_index < 0:
         fail_index += len(todo)
     return [(kind, field, _subtask(status, out, inp, i == fail_index)) for i, (kind, field, inp, out) in enumerate(todo)]
@@ -99,7 +141,7 @@ def task_event(request: dict[str, Any], task_id: str, status: str = "FINISH", fa
     """
     head = {"TaskId": task_id, "Status": status, "ErrCode": 0, "Message": "", "InputInfo": request.get("InputInfo"),
             "MetaData": META if status == "FINISH" else None}
-    acts = _activities(request, status, fail_index)
+    acts = _activities(request, status, fail_index, task_id)
     if "ScheduleId" in request:
         return "ScheduleTask", {**head, "ActivityResultSet": [
             {"ActivityType": kind, "ActivityResItem": {field: sub}} for kind, field, sub in acts]}

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .exceptions import ConfigError
+from .outputs import (DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_OUTPUT_BUCKET, OutputTemplate, heads_overlap)
 from .redaction import is_secret_param, register_secret
 
 # ProcessMedia task parameters a route may set inline (ProcessMedia API 2019-06-12, "Input Parameters").
@@ -87,7 +88,10 @@ class Route(BaseModel):
     prefix, case-sensitive) and ``suffixes`` (case-insensitive); an omitted condition matches everything.
     Action: exactly one of ``schedule_id`` (orchestration) or ``tasks`` (inline ProcessMedia task parameters keyed
     by their API names, e.g. ``{"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}}``).
-    Optional per-route overrides of the output location and task options.
+    Optional per-route overrides of the output location and task options. ``output_path`` is the folder of each
+    object's outputs under the output dir, a template of :mod:`mps_triggers.outputs` variables (default
+    ``{dir}{file}/``); a template that can give two objects one folder is refused at load unless
+    ``shared_output`` is true.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -102,6 +106,8 @@ class Route(BaseModel):
     output_bucket: str | None = None
     output_region: str | None = None
     output_dir: str | None = None
+    output_path: str | None = None
+    shared_output: bool = False
     tasks_priority: int | None = Field(default=None, ge=-10, le=10)
     task_type: Literal["Online", "Offline"] | None = None
 
@@ -121,6 +127,8 @@ class Route(BaseModel):
     @classmethod
     def _dir(cls, v: str | None) -> str | None:
         return _check_dir(v) if v is not None else None
+
+    _path = field_validator("output_path")(lambda v: _check_template(v))
 
     @field_validator("tasks")
     @classmethod
@@ -161,6 +169,13 @@ def _check_url(v: str | None) -> str | None:
     """An http(s) URL with a host and no whitespace. The value is never quoted in the error: it may carry a key."""
     if v is not None and not re.fullmatch(r"https?://[^/\s?#]+(?:[/?#]\S*)?", v):
         raise ValueError("must be an http(s) URL with a host and no spaces (value not shown: it may hold a key)")
+    return v
+
+
+def _check_template(v: str | None) -> str | None:
+    """An ``output_path`` template (:meth:`OutputTemplate.parse` raises ValueError naming the problem)."""
+    if v is not None:
+        OutputTemplate.parse(v)
     return v
 
 
@@ -212,6 +227,7 @@ class Settings(BaseModel):
     mps_output_bucket: str | None = None
     mps_output_region: str | None = None
     mps_output_dir: str = DEFAULT_OUTPUT_DIR
+    mps_output_path: str | None = None
     mps_notify_url: str | None = None
     mps_notify_sqs_queue: str | None = None
     mps_notify_sqs_region: str | None = None
@@ -235,6 +251,8 @@ class Settings(BaseModel):
         return _check_dir(v)
 
     _url = field_validator("mps_notify_url")(lambda v: _check_url(v))
+
+    _path = field_validator("mps_output_path")(lambda v: _check_template(v))
 
     @field_validator("archive_uri")
     @classmethod
@@ -267,6 +285,20 @@ class Settings(BaseModel):
     def output_bucket_for(self, route: Route) -> str | None:
         """The route's output bucket, or None when outputs go to the input object's own bucket."""
         return route.output_bucket or self.mps_output_bucket
+
+    def output_template_for(self, route: Route) -> OutputTemplate:
+        """The route's ``output_path``, else ``MPS_OUTPUT_PATH``, else the default: ``{dir}{file}/`` into the input's
+        own bucket, ``{bucket}/{dir}{file}/`` into a separate output bucket."""
+        text = route.output_path or self.mps_output_path
+        if text is None:
+            text = DEFAULT_TEMPLATE if self.output_bucket_for(route) is None else DEFAULT_TEMPLATE_OUTPUT_BUCKET
+        return OutputTemplate.parse(text)
+
+    def output_path_setting(self, route: Route) -> str:
+        """The variable that set the route's template (for error messages)."""
+        if route.output_path:
+            return f"MPS_ROUTES[{route.name}].output_path"
+        return "MPS_OUTPUT_PATH" if self.mps_output_path else f"MPS_ROUTES[{route.name}] (default output_path)"
 
     @property
     def archive_location(self) -> ArchiveLocation | None:
@@ -375,6 +407,7 @@ def _check(s: Settings) -> None:
                           "an AWS-SQS callback needs the AWS key MPS sends with (MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY "
                           "or MPS_S3_CREDENTIALS_SECRET_ARN)")
     archive = s.archive_location
+    _check_output_overlaps(s)
     for r in s.routes:
         rname = f"MPS_ROUTES[{r.name}]" if s.mps_routes else "MPS_SCHEDULE_ID"
         out_dir = s.output_dir_for(r)
@@ -392,9 +425,59 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{dir_setting}/{rname}",
                               f"route prefix {r.prefix!r} lies inside output dir {out_dir!r} on the same bucket")
         _check_task_paths(r, out_dir, rname, dir_setting)
+        _check_output_template(s, r, rname)
         if archive and r.bucket == archive.bucket and r.prefix.startswith(archive.prefix):
             raise ConfigError(f"ARCHIVE_URI/{rname}",
                               f"route prefix {r.prefix!r} lies inside the archive location {s.archive_uri}")
+
+
+def _check_output_template(s: Settings, r: Route, rname: str) -> None:
+    """A route's folders are one per object (see :meth:`OutputTemplate.per_object`) and, when outputs go to a separate
+    bucket that several input buckets may feed, kept apart by bucket, unless the route sets ``shared_output``."""
+    if r.shared_output:
+        return
+    template, setting = s.output_template_for(r), s.output_path_setting(r)
+    if not template.per_object():
+        raise ConfigError(setting, f"{template.text!r} can give two objects the same output folder, so their outputs "
+                                   f"would overwrite each other: include {{dir}}{{file}}/ or {{session_id}} (with "
+                                   f"only literal text, {{date}}, {{route}}/ or {{bucket}}/ before it), or set "
+                                   f'"shared_output": true on {rname} to accept that')
+    if s.output_bucket_for(r) is not None and r.bucket is None and not template.has_bucket():
+        raise ConfigError(setting, f"{rname} reads any bucket and writes to output bucket {s.output_bucket_for(r)!r}: "
+                                   f"objects of two buckets with one key would share a folder; start the template "
+                                   f"with {{bucket}}/, give the route a bucket, or set \"shared_output\": true")
+
+
+def _check_output_overlaps(s: Settings) -> None:
+    """Routes whose outputs go to one place (output bucket, or the input's own bucket, and output dir) with different
+    templates must have folders that cannot meet: their literal starts (``{route}`` filled in) may not begin one
+    another. Routes that pin different buckets into one output bucket need ``{bucket}`` too."""
+    routes = [r for r in s.routes if not r.shared_output]
+    for i, a in enumerate(routes):
+        for b in routes[i + 1:]:
+            out_a, out_b = s.output_bucket_for(a), s.output_bucket_for(b)
+            if out_a != out_b or s.output_dir_for(a) != s.output_dir_for(b):
+                continue
+            if out_a is None and a.bucket is not None and b.bucket is not None and a.bucket != b.bucket:
+                continue  # each writes into its own input bucket
+            ta, tb = s.output_template_for(a), s.output_template_for(b)
+            if ta == tb and (out_a is None or ta.has_bucket() or (a.bucket is not None and a.bucket == b.bucket)):
+                continue  # one template over distinct keys of one bucket (first matching route wins)
+            if not heads_overlap(ta.head(a.name), tb.head(b.name)):
+                continue
+            raise ConfigError(f"MPS_ROUTES[{a.name}]/MPS_ROUTES[{b.name}]",
+                              f"both write to {out_a or 'the input bucket'}:{s.output_dir_for(a)} with output paths "
+                              f"{ta.text!r} and {tb.text!r} that can name the same folder; start each with "
+                              f"{{route}}/ (or different literal folders), add {{bucket}}/, or set "
+                              f'"shared_output": true on one of them')
+
+
+def _per_object_file(rel: str) -> bool:
+    folder = rel[: rel.rfind("/") + 1]
+    try:
+        return bool(folder) and OutputTemplate.parse(folder, mps_variables=True).per_object()
+    except ValueError:
+        return False
 
 
 def _query_names(url: str) -> set[str]:
@@ -416,6 +499,11 @@ def _check_task_paths(route: Route, out_dir: str, rname: str, dir_setting: str) 
                         raise ConfigError(f"{rname}.tasks{path}.{k}/{dir_setting}",
                                           f"absolute path {v!r} escapes output dir {out_dir!r}; outputs there could "
                                           f"be submitted again")
+                    if not route.shared_output and not _per_object_file(v[len(out_dir):]):
+                        raise ConfigError(f"{rname}.tasks{path}.{k}",
+                                          f"absolute path {v!r} is not under a folder of its own per object (it "
+                                          f"bypasses OutputDir): put {{dir}}{{file}}/ or {{session_id}}/ in its folder "
+                                          f'part, make it relative, or set "shared_output": true')
                 walk(v, f"{path}.{k}")
         elif isinstance(value, list):
             for i, v in enumerate(value):

@@ -9,6 +9,7 @@ can tell "the input was wrong" from "the code is wrong"::
     ├── RecordError          handling one record raised something unexpected (RecursionError, UnicodeError, ...)
     ├── DeadlineError        a record was not started, or not finished, before the invocation's deadline
     ├── SecretError          a Secrets Manager secret could not be read or lacks a field
+    ├── MpsRuleError         the request an object needs breaks a documented MPS rule (permanent; names the rule)
     ├── BatchProcessingError a direct (non-SQS) invocation had failed records; carries each record's error
     ├── storage.StorageError writing an archive object failed
     ├── webhook.WebhookError a chat/webhook push failed (never fails a callback: recorded under push_failed)
@@ -68,6 +69,18 @@ class DeadlineError(MpsTriggersError):
 
 class SecretError(MpsTriggersError):
     """A credentials secret (AWS Secrets Manager) could not be fetched or has not the documented fields."""
+
+
+class MpsRuleError(MpsTriggersError):
+    """The request this object needs breaks a documented MPS rule that the configuration alone could not decide
+    (an S3 input in a region MPS does not read from, an output folder past the key limit, ...). Permanent: the
+    record fails every time, so it ends in the DLQ with this message. ``rule`` names the rule
+    (:data:`mps_triggers.constraints.RULES`), ``problem`` says what to change."""
+
+    def __init__(self, rule: str, problem: str) -> None:
+        self.rule = rule
+        self.problem = problem
+        super().__init__(f"{rule}: {problem}")
 
 
 class BatchProcessingError(MpsTriggersError):

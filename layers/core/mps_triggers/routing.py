@@ -13,12 +13,13 @@ Example::
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from .config import Route, Settings
+from .logs import log
+from .outputs import FILE_NAME_ALLOWANCE, MAX_OUTPUT_KEY_BYTES, PathValues, render_task_paths
 from .session import session_context, session_id
 from .uploads import UploadedObject
 
@@ -88,7 +89,9 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
 
     COS objects become ``InputInfo.Type=COS`` with ``CosInputInfo.Object`` = ``/key``; S3 objects become
     ``InputInfo.Type=AWS-S3`` with ``S3InputInfo`` carrying ``s3`` credentials (required: ValueError otherwise).
-    Output storage follows the input's cloud; bucket and region default to the input's.
+    Output storage follows the input's cloud; bucket and region default to the input's. ``OutputDir`` is the
+    route's output dir plus its ``output_path`` rendered for ``obj`` (:mod:`mps_triggers.outputs`); our variables in
+    inline tasks' ``…ObjectPath``/``…ObjectName`` are rendered too.
     """
     out_bucket = settings.output_bucket_for(route) or obj.bucket
     out_region = route.output_region or settings.mps_output_region or obj.region
@@ -105,15 +108,17 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
             "S3SecretId": s3.secret_id, "S3SecretKey": s3.secret_key}}
         output = {"Type": "AWS-S3", "S3OutputStorage": {
             "S3Bucket": out_bucket, "S3Region": out_region, "S3SecretId": s3.secret_id, "S3SecretKey": s3.secret_key}}
+    values = PathValues.of(obj, route.name, sid)
+    out_dir = output_dir(obj, route, settings, values)
     req: dict[str, Any] = {
         "InputInfo": input_info,
         "OutputStorage": output,
-        "OutputDir": settings.output_dir_for(route),
+        "OutputDir": out_dir,
     }
     if route.schedule_id is not None:
         req["ScheduleId"] = route.schedule_id
     else:
-        req.update(json.loads(json.dumps(route.tasks)))  # deep copy: requests never share mutable config
+        req.update(render_task_paths(route.tasks or {}, values))  # a deep copy: requests never share mutable config
     notify = task_notify_config(settings, s3)
     if notify:
         req["TaskNotifyConfig"] = notify
@@ -126,6 +131,20 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
     req["SessionId"] = sid
     req["SessionContext"] = context
     return req
+
+
+def output_dir(obj: UploadedObject, route: Route, settings: Settings, values: PathValues) -> str:
+    """``OutputDir`` for ``obj``: the route's output dir plus its template rendered. When that folder and MPS's file
+    name (which repeats the input's name: ``{inputName}_transcode_{definition}.{format}``) would pass the
+    1,024-byte key limit, the folder is ``{session_id}/`` instead (logged), so a long key is still processed."""
+    base = settings.output_dir_for(route)
+    out_dir = base + settings.output_template_for(route).render(values)
+    name_bytes = len(obj.key.rpartition("/")[2].encode("utf-8", "surrogatepass"))
+    if len(out_dir.encode("utf-8", "surrogatepass")) + name_bytes + FILE_NAME_ALLOWANCE <= MAX_OUTPUT_KEY_BYTES:
+        return out_dir
+    log("warning", "output folder too long: using the SessionId folder", route=route.name, bucket=obj.bucket,
+        key=obj.key, output_dir=base + values.session_id + "/")
+    return base + values.session_id + "/"
 
 
 def task_notify_config(settings: Settings, s3: S3Credentials | None) -> dict[str, Any] | None:
