@@ -72,8 +72,6 @@ def test_secrets_never_appear_in_repr():
     ({"MPS_SCHEDULE_ID": 1, "MPS_NOTIFY_URL": "callback"}, "MPS_NOTIFY_URL", "http"),
     ({"MPS_SCHEDULE_ID": 1, "ARCHIVE_URI": "gs://b/p"}, "ARCHIVE_URI", "s3://"),
     ({}, "MPS_ROUTES/MPS_SCHEDULE_ID", "set MPS_ROUTES"),
-    ({"MPS_SCHEDULE_ID": 1, "MPS_NOTIFY_URL": "https://x/cb", "MPS_NOTIFY_SQS_QUEUE": "q"},
-     "MPS_NOTIFY_URL/MPS_NOTIFY_SQS_QUEUE", "one callback target"),
     ({"MPS_SCHEDULE_ID": 1, "MPS_NOTIFY_SQS_QUEUE": "q"}, "MPS_NOTIFY_SQS_REGION", "required"),
 ])
 def test_invalid_values_name_the_variable(kw, variable, words):

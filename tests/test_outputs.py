@@ -22,8 +22,7 @@ from mps_triggers.uploads import UploadedObject
 from tests.conftest import s3_body, sqs_event
 
 KEYS = {"MPS_SECRET_ID": "AKIDtest", "MPS_SECRET_KEY": "k", "MPS_S3_SECRET_ID": "AKIATEST", "MPS_S3_SECRET_KEY": "s"}
-TRANSCODE = {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}],
-                                  "SnapshotByTimeOffsetTaskSet": [{"Definition": 10}]}}
+TRANSCODE = {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}, {"Definition": 100040}]}}
 
 
 def expected_folder(key: str, output_dir: str = "/mps-output/") -> str:

@@ -17,8 +17,7 @@ KEYS = {"MPS_SECRET_ID": "AKIDtest", "MPS_SECRET_KEY": "k"}
 S3 = S3Credentials("AKIATEST", "s3-secret")
 ROUTES = [
     {"name": "cos-inline", "storage": "cos", "prefix": "inline/", "suffixes": [".mp4"],
-     "tasks": {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]},
-               "AiAnalysisTask": {"Definition": 10}}, "task_type": "Offline"},
+     "tasks": {"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}}, "task_type": "Offline"},
     {"name": "podcasts", "bucket": "pods", "suffixes": [".MP3", ".m4a"], "schedule_id": 7, "output_bucket": "pods-out",
      "output_dir": "/derived/"},
     {"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": 20001},
@@ -109,7 +108,7 @@ def test_cos_request_shape():
 
 def test_s3_request_shape_carries_credentials_and_sqs_notify():
     s = settings(MPS_NOTIFY_SQS_QUEUE="mps-callbacks", MPS_NOTIFY_SQS_REGION="us-east-1", MPS_S3_SECRET_ID="AKIATEST",
-                 MPS_S3_SECRET_KEY="s3-secret", MPS_TASKS_PRIORITY="3")
+                 MPS_S3_SECRET_KEY="s3-secret", MPS_TASKS_PRIORITY="3", MPS_NOTIFY_URL="https://cb.example.com/x")
     req = Router(s).decide(obj("show/ep1.mp3", bucket="pods")).request(S3)
     assert req["InputInfo"] == {"Type": "AWS-S3", "S3InputInfo": {
         "S3Bucket": "pods", "S3Region": "us-east-1", "S3Object": "show/ep1.mp3", "S3SecretId": "AKIATEST",
@@ -136,8 +135,9 @@ def test_requests_do_not_share_mutable_task_config():
 CONFIGS = [
     {},
     {"MPS_NOTIFY_URL": "https://cb.example.com/x", "MPS_NOTIFY_KEY": "k", "MPS_NOTIFY_MODE": "Change"},
-    {"MPS_NOTIFY_SQS_QUEUE": "q", "MPS_NOTIFY_SQS_REGION": "us-east-1", "MPS_S3_SECRET_ID": "A", "MPS_S3_SECRET_KEY": "B"},
-    {"MPS_TASKS_PRIORITY": "-10", "MPS_TASK_TYPE": "Online", "MPS_OUTPUT_BUCKET": "out", "MPS_OUTPUT_REGION": "eu-west-3"},
+    {"MPS_NOTIFY_SQS_QUEUE": "q", "MPS_NOTIFY_SQS_REGION": "us-east-1", "MPS_S3_SECRET_ID": "A", "MPS_S3_SECRET_KEY": "B",
+     "MPS_NOTIFY_URL": "https://cb.example.com/x"},
+    {"MPS_TASKS_PRIORITY": "-10", "MPS_TASK_TYPE": "Online", "MPS_OUTPUT_BUCKET": "out"},
 ]
 OBJECTS = [obj("inline/a.mp4", "cos", "in-1250000000"), obj("show/x.m4a", bucket="pods"), obj("v/x.mov"),
            obj("v/" + "視" * 300 + ".mp4", "cos", "in-1250000000")]

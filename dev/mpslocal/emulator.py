@@ -8,7 +8,10 @@ What it checks, as MPS does (ProcessMedia API 2019-06-12, API 3.0 "Signature v3"
   wrong or missing ``X-TC-Token`` for temporary keys → ``AuthFailure.TokenFailure``.
 - The body against the API's shape: every field must exist in the official SDK's ``ProcessMediaRequest`` model
   (``UnknownParameter``), plus the documented value rules (types, enums, ``/`` in ``Object`` and ``OutputDir``,
-  required sub-objects, ``SessionId`` ≤ 50, ``SessionContext`` ≤ 1000, ``TasksPriority`` in [-10, 10]).
+  required sub-objects, ``SessionId`` ≤ 50, ``SessionContext`` ≤ 1000, ``TasksPriority`` in [-10, 10]), and the
+  documented limits on combinations, with its own table: AWS-SQS callbacks only for AWS-S3 inputs of the queue's
+  region, ``TaskType=Offline`` and AWS-S3 inputs only with transcoding, S3 inputs only from the documented regions,
+  S3 outputs only in the input's region.
 - 100 requests/s (sliding one-second window) → ``RequestLimitExceeded`` beyond.
 - A ``SessionId`` accepted in the last 3 days → ``InvalidParameterValue.SessionId``.
 
@@ -607,6 +610,42 @@ def validate_process_media(params: dict[str, Any]) -> None:
     _need(sid is None or len(sid) <= 50, "InvalidParameterValue.SessionIdTooLong", "SessionId is too long")
     ctx = _typed(params, "SessionContext", str, "")
     _need(ctx is None or len(ctx) <= 1000, "InvalidParameterValue.SessionContextTooLong", "SessionContext is too long")
+    _combinations(params)
+
+
+# MPS's documented limits on what a request may combine, written here independently of mps_triggers.constraints
+# (SDK models: MediaInputInfo.Type "AWS-S3: currently transcoding only", S3InputInfo.S3Region, TaskNotifyConfig
+# "AWS-SQS: only for AWS tasks, same region", TaskOutputStorage "AWS-S3: same region"; tutorials: off-peak for
+# transcoding nodes only; the S3 tutorial's region).
+EMULATED_S3_REGIONS = ("us-east-1", "eu-west-3", "ap-southeast-1")
+
+
+def _inline_kinds(params: dict[str, Any]) -> set[str]:
+    kinds = {name for name in TASK_FIELDS if params.get(name) is not None and name != "MediaProcessTask"}
+    mpt = params.get("MediaProcessTask") or {}
+    kinds |= {f"MediaProcessTask.{k}" for k, v in mpt.items() if v}
+    return kinds
+
+
+def _combinations(params: dict[str, Any]) -> None:
+    info = params["InputInfo"]
+    s3 = info.get("S3InputInfo") if info.get("Type") == "AWS-S3" else None
+    inline = _inline_kinds(params)
+    transcoding_only = inline <= {"MediaProcessTask.TranscodeTaskSet"}
+    notify = params.get("TaskNotifyConfig") or {}
+    if notify.get("NotifyType") == "AWS-SQS":
+        _need(s3 is not None, "InvalidParameterValue.NotifyType", "AWS-SQS notification is only for AWS tasks")
+        _need(notify["AwsSQS"]["SQSRegion"] == s3["S3Region"], "InvalidParameterValue.NotifyType",
+              "AWS-SQS notification requires the queue in the input's region")
+    if params.get("TaskType") == "Offline":
+        _need(transcoding_only, "InvalidParameterValue.TaskType", "off-peak processing is for transcoding tasks only")
+    if s3 is not None:
+        _need(transcoding_only, "InvalidParameterValue.InputInfo", "an AWS-S3 source supports transcoding tasks only")
+        _need(s3["S3Region"] in EMULATED_S3_REGIONS, "InvalidParameterValue.S3Region",
+              f"AWS-S3 sources are supported in {', '.join(EMULATED_S3_REGIONS)}")
+        out = (params.get("OutputStorage") or {}).get("S3OutputStorage")
+        _need(out is None or out.get("S3Region") == s3["S3Region"], "InvalidParameterValue.OutputStorage",
+              "AWS-S3 output storage must be in the input's region")
 
 
 # --- HTTP plumbing ---------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .constraints import OFFLINE_TASKS, S3_INPUT_TASKS, task_kinds, unsupported
 from .exceptions import ConfigError
 from .outputs import (DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_OUTPUT_BUCKET, OutputTemplate, heads_overlap)
 from .redaction import is_secret_param, register_secret
@@ -236,6 +237,8 @@ class Settings(BaseModel):
     mps_s3_secret_id: SecretStr | None = None
     mps_s3_secret_key: SecretStr | None = None
     mps_s3_credentials_secret_arn: str | None = None
+    mps_s3_regions: str | None = None
+    mps_s3_input_tasks: str | None = None
     mps_tasks_priority: int | None = Field(default=None, ge=-10, le=10)
     mps_task_type: Literal["Online", "Offline"] | None = None
     mps_max_concurrency: int = Field(default=10, ge=1, le=100)
@@ -301,6 +304,16 @@ class Settings(BaseModel):
         return "MPS_OUTPUT_PATH" if self.mps_output_path else f"MPS_ROUTES[{route.name}] (default output_path)"
 
     @property
+    def s3_regions(self) -> tuple[str, ...]:
+        """``MPS_S3_REGIONS``: AWS regions added to :data:`~mps_triggers.constraints.S3_INPUT_REGIONS`."""
+        return _csv(self.mps_s3_regions)
+
+    @property
+    def s3_input_tasks(self) -> tuple[str, ...]:
+        """``MPS_S3_INPUT_TASKS``: task kinds added to :data:`~mps_triggers.constraints.S3_INPUT_TASKS`."""
+        return _csv(self.mps_s3_input_tasks)
+
+    @property
     def archive_location(self) -> ArchiveLocation | None:
         return parse_archive_uri(self.archive_uri) if self.archive_uri else None
 
@@ -314,6 +327,10 @@ class Settings(BaseModel):
         if self.archive_location:
             out.append(GuardedLocation(self.archive_location.bucket, self.archive_location.prefix, "ARCHIVE_URI"))
         return tuple(dict.fromkeys(out))
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
 def _read_env(model: type[BaseModel], env: Mapping[str, str]) -> dict[str, Any]:
@@ -395,8 +412,6 @@ def _check(s: Settings) -> None:
     if s.mps_routes and s.mps_schedule_id is not None:
         raise ConfigError("MPS_ROUTES/MPS_SCHEDULE_ID",
                           "set one, not both (give the catch-all route its schedule_id inside MPS_ROUTES)")
-    if s.mps_notify_url and s.mps_notify_sqs_queue:
-        raise ConfigError("MPS_NOTIFY_URL/MPS_NOTIFY_SQS_QUEUE", "choose one callback target (NotifyType URL or AWS-SQS)")
     if s.mps_notify_url and s.callback_token and "token" in _query_names(s.mps_notify_url):
         raise ConfigError("MPS_NOTIFY_URL/CALLBACK_TOKEN", "give the token once: set CALLBACK_TOKEN (the job adds it "
                                                            "to NotifyUrl, URL-encoded) and leave it out of the URL")
@@ -426,6 +441,7 @@ def _check(s: Settings) -> None:
                               f"route prefix {r.prefix!r} lies inside output dir {out_dir!r} on the same bucket")
         _check_task_paths(r, out_dir, rname, dir_setting)
         _check_output_template(s, r, rname)
+        _check_mps_rules(s, r, rname)
         if archive and r.bucket == archive.bucket and r.prefix.startswith(archive.prefix):
             raise ConfigError(f"ARCHIVE_URI/{rname}",
                               f"route prefix {r.prefix!r} lies inside the archive location {s.archive_uri}")
@@ -446,6 +462,25 @@ def _check_output_template(s: Settings, r: Route, rname: str) -> None:
         raise ConfigError(setting, f"{rname} reads any bucket and writes to output bucket {s.output_bucket_for(r)!r}: "
                                    f"objects of two buckets with one key would share a folder; start the template "
                                    f"with {{bucket}}/, give the route a bucket, or set \"shared_output\": true")
+
+
+def _check_mps_rules(s: Settings, r: Route, rname: str) -> None:
+    """The rules of :mod:`mps_triggers.constraints` that the configuration alone decides."""
+    kinds = task_kinds(r.tasks or {})
+    task_type = r.task_type or s.mps_task_type
+    bad = unsupported(kinds, OFFLINE_TASKS)
+    if task_type == "Offline" and bad:
+        raise ConfigError(f"{rname}.task_type" if r.task_type else f"MPS_TASK_TYPE/{rname}",
+                          f"offline-transcoding-only: MPS runs TaskType Offline for transcoding only, not {bad}")
+    bad = unsupported(kinds, [*S3_INPUT_TASKS, *s.s3_input_tasks])
+    if r.storage == "s3" and bad:
+        raise ConfigError(f"{rname}.tasks", f"s3-input-tasks: MPS cannot read AWS-S3 inputs for {bad} (it reads them "
+                                            f"for {sorted(S3_INPUT_TASKS)}); add them to MPS_S3_INPUT_TASKS if MPS "
+                                            f"does now")
+    if r.storage == "cos" and s.mps_notify_sqs_queue and not s.mps_notify_url:
+        raise ConfigError(f"MPS_NOTIFY_SQS_QUEUE/{rname}",
+                          "aws-sqs-notify: MPS sends AWS-SQS callbacks only for AWS-S3 inputs, and this route reads "
+                          "COS; set MPS_NOTIFY_URL too (COS tasks are then called back by URL)")
 
 
 def _check_output_overlaps(s: Settings) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import Route, Settings
+from .constraints import check_request
 from .logs import log
 from .outputs import FILE_NAME_ALLOWANCE, MAX_OUTPUT_KEY_BYTES, PathValues, render_task_paths
 from .session import session_context, session_id
@@ -91,7 +92,8 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
     ``InputInfo.Type=AWS-S3`` with ``S3InputInfo`` carrying ``s3`` credentials (required: ValueError otherwise).
     Output storage follows the input's cloud; bucket and region default to the input's. ``OutputDir`` is the
     route's output dir plus its ``output_path`` rendered for ``obj`` (:mod:`mps_triggers.outputs`); our variables in
-    inline tasks' ``…ObjectPath``/``…ObjectName`` are rendered too.
+    inline tasks' ``…ObjectPath``/``…ObjectName`` are rendered too. Raises
+    :class:`~mps_triggers.exceptions.MpsRuleError` when the request breaks a rule of :mod:`mps_triggers.constraints`.
     """
     out_bucket = settings.output_bucket_for(route) or obj.bucket
     out_region = route.output_region or settings.mps_output_region or obj.region
@@ -119,7 +121,7 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
         req["ScheduleId"] = route.schedule_id
     else:
         req.update(render_task_paths(route.tasks or {}, values))  # a deep copy: requests never share mutable config
-    notify = task_notify_config(settings, s3)
+    notify = task_notify_config(settings, s3, obj)
     if notify:
         req["TaskNotifyConfig"] = notify
     priority = route.tasks_priority if route.tasks_priority is not None else settings.mps_tasks_priority
@@ -130,6 +132,7 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
         req["TaskType"] = task_type
     req["SessionId"] = sid
     req["SessionContext"] = context
+    check_request(req, settings.s3_regions, settings.s3_input_tasks)
     return req
 
 
@@ -147,15 +150,18 @@ def output_dir(obj: UploadedObject, route: Route, settings: Settings, values: Pa
     return base + values.session_id + "/"
 
 
-def task_notify_config(settings: Settings, s3: S3Credentials | None) -> dict[str, Any] | None:
-    """TaskNotifyConfig from MPS_NOTIFY_*: NotifyType URL or AWS-SQS (set explicitly; MPS defaults to TDMQ-CMQ)."""
-    if settings.mps_notify_url:
-        cfg: dict[str, Any] = {"NotifyType": "URL", "NotifyUrl": notify_url(settings)}
-    elif settings.mps_notify_sqs_queue:
+def task_notify_config(settings: Settings, s3: S3Credentials | None, obj: UploadedObject) -> dict[str, Any] | None:
+    """TaskNotifyConfig from MPS_NOTIFY_*: NotifyType AWS-SQS for S3 inputs in the queue's region, URL for the rest
+    (MPS sends AWS-SQS callbacks only for AWS tasks of the same region: :mod:`mps_triggers.constraints`), or None
+    when neither is set (MPS then uses the orchestration's own, or its default TDMQ-CMQ)."""
+    sqs_fits = obj.storage == "s3" and obj.region == settings.mps_notify_sqs_region
+    if settings.mps_notify_sqs_queue and (sqs_fits or not settings.mps_notify_url):
         sqs: dict[str, Any] = {"SQSRegion": settings.mps_notify_sqs_region, "SQSQueueName": settings.mps_notify_sqs_queue}
         if s3 is not None:
             sqs.update(S3SecretId=s3.secret_id, S3SecretKey=s3.secret_key)
-        cfg = {"NotifyType": "AWS-SQS", "AwsSQS": sqs}
+        cfg: dict[str, Any] = {"NotifyType": "AWS-SQS", "AwsSQS": sqs}
+    elif settings.mps_notify_url:
+        cfg = {"NotifyType": "URL", "NotifyUrl": notify_url(settings)}
     else:
         return None
     cfg["NotifyMode"] = settings.mps_notify_mode
