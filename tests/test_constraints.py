@@ -32,7 +32,7 @@ def emulator_refuses(req: dict) -> str:
 
 def test_every_rule_has_a_source():
     assert set(RULES) == {"aws-sqs-notify", "offline-transcoding-only", "s3-input-tasks", "s3-input-regions",
-                          "s3-output-region"}
+                          "s3-output-region", "url-input-output", "url-input-credentials"}
     assert all("(" in text for text in RULES.values())  # each names where it comes from
 
 
@@ -41,7 +41,12 @@ def test_every_rule_has_a_source():
      "MPS_ROUTES[ai].task_type", "offline-transcoding-only"),
     ([{"name": "ai", "tasks": {"AiAnalysisTask": {"Definition": 10}}}], {"MPS_TASK_TYPE": "Offline"},
      "MPS_TASK_TYPE/MPS_ROUTES[ai]", "offline-transcoding-only"),
-    ([{"name": "subs", "storage": "s3", "tasks": SUBTITLES}], {}, "MPS_ROUTES[subs].tasks", "s3-input-tasks"),
+    ([{"name": "subs", "storage": "s3", "tasks": SUBTITLES, "input": "storage"}], {}, "MPS_ROUTES[subs].input",
+     "s3-input-tasks"),
+    ([{"name": "subs", "storage": "s3", "tasks": SUBTITLES}], {}, "MPS_ROUTES[subs].output_storage",
+     "url-input-output"),
+    ([{"name": "subs", "storage": "s3", "tasks": TRANSCODE, "input": "url", "output_storage": "cos",
+       "output_bucket": "out-1250000000"}], {}, "MPS_ROUTES[subs].output_storage", "url-input-output"),
     ([{"name": "cos", "storage": "cos", "schedule_id": 1}], SQS, "MPS_NOTIFY_SQS_QUEUE/MPS_ROUTES[cos]",
      "aws-sqs-notify"),
 ])
@@ -91,7 +96,8 @@ def submit_log(capsys):
 
 
 def test_s3_inputs_are_refused_where_mps_cannot_read_them_and_only_those_records_fail(handler_env, mps, submit_log):
-    routes = [{"name": "subs", "prefix": "subs/", "tasks": SUBTITLES}, {"name": "videos", "tasks": TRANSCODE}]
+    routes = [{"name": "subs", "prefix": "subs/", "tasks": SUBTITLES, "input": "storage"},
+              {"name": "videos", "tasks": TRANSCODE}]
     result = run(handler_env, routes, body("subs/a.mp4"), body("v/b.mp4", region="us-west-2"), body("v/c.mp4"))
     assert result == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
     assert [t.body["InputInfo"]["S3InputInfo"]["S3Object"] for t in mps.tasks] == ["v/c.mp4"]

@@ -130,6 +130,7 @@ class Task:
     session_id: str | None
     body: dict[str, Any]
     outputs: list[tuple[str, str]] = field(default_factory=list)  # (bucket, path) MPS writes, rendered by MPS's rules
+    input_fetch: str | None = None  # URL input: "ok: <bytes> bytes" or why the download failed
 
     @property
     def session_context(self) -> dict[str, Any] | None:
@@ -191,6 +192,7 @@ class MpsEmulator:
                  latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, complete_after: float | None = None,
                  sqs_endpoint: str | None = None, fail_every: int = 3) -> None:
         self.credentials = {secret_id: (secret_key, token)}
+        self.aws_keys: dict[str, str] = {}  # AWS AccessKeyId → secret key, to verify presigned S3 URLs (URL input)
         self.app_id = app_id
         self.rate_limit = rate_limit
         self.latency = latency
@@ -388,6 +390,9 @@ class MpsEmulator:
                 self.state.sessions[sid] = now
             task_id = f"{self.app_id}-{kind}-{uuid.uuid4().hex}tt7"
             task = Task(task_id, request_id, now, sid, params, output_paths(params, task_id))
+        if params["InputInfo"].get("Type") == "URL":  # fetched at once here; MPS downloads when the task starts
+            task.input_fetch = self._fetch(params["InputInfo"]["UrlInputInfo"]["Url"])
+        with self._lock:
             self.state.tasks.append(task)
         if self.complete_after is not None:
             notify = params.get("TaskNotifyConfig") or {}
@@ -470,6 +475,23 @@ class MpsEmulator:
         if resp.status_code // 100 != 2:
             raise RuntimeError(f"callback answered HTTP {resp.status_code}: {resp.text[:200]}")
 
+    def _fetch(self, url: str) -> str:
+        """Download a URL input as MPS would; a presigned S3 URL is first verified with :func:`verify_presigned`."""
+        import httpx
+
+        if "X-Amz-Signature=" in url:
+            try:
+                verify_presigned(url, self.aws_keys)
+            except ValueError as exc:
+                return f"error: presigned URL refused: {exc}"
+        try:
+            resp = httpx.get(url, timeout=10)
+        except httpx.HTTPError as exc:
+            return f"error: {type(exc).__name__}"
+        if resp.status_code != 200:
+            return f"error: HTTP {resp.status_code}"
+        return f"ok: {len(resp.content)} bytes"
+
     def _sqs_send(self, cfg: dict[str, Any], body: dict[str, Any]) -> None:
         import boto3
 
@@ -482,6 +504,49 @@ class MpsEmulator:
                 aws_secret_access_key=cfg.get("S3SecretKey") or "testing")
         url = client.get_queue_url(QueueName=cfg["SQSQueueName"])["QueueUrl"]
         client.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+
+
+def verify_presigned(url: str, secrets: dict[str, str], now: float | None = None) -> None:
+    """Check an S3 presigned GET URL (SigV4 query authentication) as S3 would, with code of its own: algorithm,
+    credential scope, ``X-Amz-Expires`` ≤ 604,800 s and not past, ``host`` the only signed header, and the signature
+    over the canonical request (``UNSIGNED-PAYLOAD``). Raises ValueError saying what is wrong."""
+    from urllib.parse import parse_qsl, quote, urlsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    q = dict(query)
+    if q.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        raise ValueError("X-Amz-Algorithm is not AWS4-HMAC-SHA256")
+    try:
+        key_id, date, region, service, terminator = q["X-Amz-Credential"].split("/")
+        amz_date, expires = q["X-Amz-Date"], int(q["X-Amz-Expires"])
+    except (KeyError, ValueError):
+        raise ValueError("X-Amz-Credential, X-Amz-Date or X-Amz-Expires missing or malformed") from None
+    if service != "s3" or terminator != "aws4_request" or not amz_date.startswith(date):
+        raise ValueError("credential scope is not <date>/<region>/s3/aws4_request of X-Amz-Date")
+    if not 1 <= expires <= 604800:
+        raise ValueError("X-Amz-Expires must be 1..604800 seconds")
+    signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    if (time.time() if now is None else now) > signed_at + expires:
+        raise ValueError("the URL has expired")
+    if q.get("X-Amz-SignedHeaders") != "host":
+        raise ValueError("only host may be signed for a URL handed to a third party")
+    secret = secrets.get(key_id)
+    if secret is None:
+        raise ValueError("unknown access key")
+
+    def enc(v: str) -> str:
+        return quote(v, safe="-_.~")
+    canonical_query = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(query) if k != "X-Amz-Signature")
+    canonical = "\n".join(["GET", parts.path or "/", canonical_query, f"host:{parts.netloc}\n", "host",
+                           "UNSIGNED-PAYLOAD"])
+    scope = f"{date}/{region}/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + secret).encode()
+    for part in (date, region, "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest(), q.get("X-Amz-Signature", "")):
+        raise ValueError("SignatureDoesNotMatch")
 
 
 def _parse(body: bytes) -> dict[str, Any]:

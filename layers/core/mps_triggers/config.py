@@ -41,6 +41,7 @@ DEFAULT_OUTPUT_DIR = "/mps-output/"
 _ARCHIVE_URI = re.compile(r"^(s3|cos)://([^/?#]+)(?:/([^?#]*))?$")
 MAX_ARCHIVE_PREFIX_BYTES = 512
 """Longest ``ARCHIVE_URI`` prefix: archive keys add at most 168 bytes to it, and S3/COS keys end at 1,024."""
+_COS_BUCKET = re.compile(r"^[a-z0-9-]+-\d+$")
 _COS_DOMAIN = re.compile(r"^([a-z0-9-]+-\d+)\.cos\.([a-z0-9-]+)\.myqcloud\.com$")
 
 
@@ -109,6 +110,8 @@ class Route(BaseModel):
     output_dir: str | None = None
     output_path: str | None = None
     shared_output: bool = False
+    output_storage: Literal["cos"] | None = None
+    input: Literal["auto", "storage", "url"] = "auto"
     tasks_priority: int | None = Field(default=None, ge=-10, le=10)
     task_type: Literal["Online", "Offline"] | None = None
 
@@ -473,10 +476,19 @@ def _check_mps_rules(s: Settings, r: Route, rname: str) -> None:
         raise ConfigError(f"{rname}.task_type" if r.task_type else f"MPS_TASK_TYPE/{rname}",
                           f"offline-transcoding-only: MPS runs TaskType Offline for transcoding only, not {bad}")
     bad = unsupported(kinds, [*S3_INPUT_TASKS, *s.s3_input_tasks])
-    if r.storage == "s3" and bad:
-        raise ConfigError(f"{rname}.tasks", f"s3-input-tasks: MPS cannot read AWS-S3 inputs for {bad} (it reads them "
-                                            f"for {sorted(S3_INPUT_TASKS)}); add them to MPS_S3_INPUT_TASKS if MPS "
-                                            f"does now")
+    if r.storage == "s3" and bad and r.input == "storage":
+        raise ConfigError(f"{rname}.input", f"s3-input-tasks: MPS cannot read AWS-S3 inputs for {bad} (it reads them "
+                                            f"for {sorted(S3_INPUT_TASKS)}): use \"input\": \"url\" (or \"auto\"), "
+                                            f"or add them to MPS_S3_INPUT_TASKS if MPS does now")
+    url_input = r.input == "url" or r.output_storage == "cos" or (r.input == "auto" and bool(bad))
+    if r.storage == "s3" and url_input and not (r.output_storage == "cos" and r.output_bucket and r.output_region):
+        raise ConfigError(f"{rname}.output_storage",
+                          "url-input-output: this route's S3 objects are read by MPS through a presigned URL "
+                          + (f"(MPS cannot read AWS-S3 inputs for {bad}) " if bad else "")
+                          + "and URL input needs a COS OutputStorage: set output_storage \"cos\", output_bucket "
+                            "(name-appid) and output_region")
+    if r.output_storage == "cos" and r.output_bucket and not _COS_BUCKET.match(r.output_bucket):
+        raise ConfigError(f"{rname}.output_bucket", f"{r.output_bucket!r} is not a COS bucket (name-appid)")
     if r.storage == "cos" and s.mps_notify_sqs_queue and not s.mps_notify_url:
         raise ConfigError(f"MPS_NOTIFY_SQS_QUEUE/{rname}",
                           "aws-sqs-notify: MPS sends AWS-SQS callbacks only for AWS-S3 inputs, and this route reads "

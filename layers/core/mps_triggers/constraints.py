@@ -48,6 +48,8 @@ RULES: dict[str, str] = {
     "s3-input-tasks": "AWS-S3 input only for the task kinds of S3_INPUT_TASKS (SDK MediaInputInfo; tutorials)",
     "s3-input-regions": "AWS-S3 input only from the regions of S3_INPUT_REGIONS (SDK S3InputInfo; S3 tutorial)",
     "s3-output-region": "AWS-S3 output only in the input's region (SDK TaskOutputStorage)",
+    "url-input-output": "URL input only with an OutputStorage, COS here (ProcessMedia OutputStorage)",
+    "url-input-credentials": "a presigned URL only from long-term keys: it dies with temporary ones (AWS SigV4)",
 }
 """Every rule by name: what it allows and where it comes from."""
 

@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import Route, Settings
-from .constraints import check_request
+from .constraints import S3_INPUT_TASKS, check_request, task_kinds, unsupported
+from .exceptions import MpsRuleError
 from .logs import log
 from .outputs import FILE_NAME_ALLOWANCE, MAX_OUTPUT_KEY_BYTES, PathValues, render_task_paths
 from .session import session_context, session_id
@@ -27,10 +28,12 @@ from .uploads import UploadedObject
 
 @dataclass(frozen=True)
 class S3Credentials:
-    """The AWS access key MPS uses to read S3 inputs, write S3 outputs and send AWS-SQS callbacks."""
+    """The AWS access key MPS uses to read S3 inputs, write S3 outputs and send AWS-SQS callbacks, and that signs
+    the presigned URLs of URL input (``token``: set for temporary credentials, which URL input refuses)."""
 
     secret_id: str
     secret_key: str
+    token: str | None = None
 
     def __repr__(self) -> str:
         return f"S3Credentials(secret_id={self.secret_id[:4]}…)"
@@ -89,22 +92,36 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
     """Build ProcessMedia parameters for ``obj`` under ``route``.
 
     COS objects become ``InputInfo.Type=COS`` with ``CosInputInfo.Object`` = ``/key``; S3 objects become
-    ``InputInfo.Type=AWS-S3`` with ``S3InputInfo`` carrying ``s3`` credentials (required: ValueError otherwise).
-    Output storage follows the input's cloud; bucket and region default to the input's. ``OutputDir`` is the
+    ``InputInfo.Type=AWS-S3`` with ``S3InputInfo`` carrying ``s3`` credentials (required: ValueError otherwise), or
+    ``InputInfo.Type=URL`` with a presigned GET URL (:func:`input_mode`, :mod:`.presign`) and the route's COS
+    ``OutputStorage`` (``MpsRuleError`` ``url-input-output`` without one). Output storage otherwise follows the
+    input's cloud; bucket and region default to the input's. ``OutputDir`` is the
     route's output dir plus its ``output_path`` rendered for ``obj`` (:mod:`mps_triggers.outputs`); our variables in
     inline tasks' ``…ObjectPath``/``…ObjectName`` are rendered too. Raises
     :class:`~mps_triggers.exceptions.MpsRuleError` when the request breaks a rule of :mod:`mps_triggers.constraints`.
     """
     out_bucket = settings.output_bucket_for(route) or obj.bucket
     out_region = route.output_region or settings.mps_output_region or obj.region
+    mode = input_mode(obj, route, settings)
     if obj.storage == "cos":
         input_info: dict[str, Any] = {"Type": "COS", "CosInputInfo": {
             "Bucket": obj.bucket, "Region": obj.region, "Object": "/" + obj.key}}
         output: dict[str, Any] = {"Type": "COS", "CosOutputStorage": {"Bucket": out_bucket, "Region": out_region}}
+    elif s3 is None:
+        raise ValueError("S3 inputs need the S3 credentials MPS reads with (MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY "
+                         "or MPS_S3_CREDENTIALS_SECRET_ARN)")
+    elif mode == "url":
+        if route.output_storage != "cos" or not route.output_bucket or not route.output_region:
+            raise MpsRuleError("url-input-output", f"MPS reads this S3 object through a URL (its tasks cannot read "
+                                                   f"AWS-S3), and URL input needs a COS OutputStorage: give route "
+                                                   f"{route.name!r} output_storage \"cos\", output_bucket and "
+                                                   f"output_region")
+        from .presign import URL_EXPIRES_OFFLINE, URL_EXPIRES_ONLINE, presigned_get
+        offline = (route.task_type or settings.mps_task_type) == "Offline"
+        url = presigned_get(obj, s3, URL_EXPIRES_OFFLINE if offline else URL_EXPIRES_ONLINE)
+        input_info = {"Type": "URL", "UrlInputInfo": {"Url": url}}
+        output = {"Type": "COS", "CosOutputStorage": {"Bucket": route.output_bucket, "Region": route.output_region}}
     else:
-        if s3 is None:
-            raise ValueError("S3 inputs need the S3 credentials MPS reads with (MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY "
-                             "or MPS_S3_CREDENTIALS_SECRET_ARN)")
         input_info = {"Type": "AWS-S3", "S3InputInfo": {
             "S3Bucket": obj.bucket, "S3Region": obj.region, "S3Object": obj.key,
             "S3SecretId": s3.secret_id, "S3SecretKey": s3.secret_key}}
@@ -121,7 +138,7 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
         req["ScheduleId"] = route.schedule_id
     else:
         req.update(render_task_paths(route.tasks or {}, values))  # a deep copy: requests never share mutable config
-    notify = task_notify_config(settings, s3, obj)
+    notify = task_notify_config(settings, s3, obj, mode)
     if notify:
         req["TaskNotifyConfig"] = notify
     priority = route.tasks_priority if route.tasks_priority is not None else settings.mps_tasks_priority
@@ -150,11 +167,26 @@ def output_dir(obj: UploadedObject, route: Route, settings: Settings, values: Pa
     return base + values.session_id + "/"
 
 
-def task_notify_config(settings: Settings, s3: S3Credentials | None, obj: UploadedObject) -> dict[str, Any] | None:
+def input_mode(obj: UploadedObject, route: Route, settings: Settings) -> str:
+    """How MPS reads ``obj``: ``"storage"`` (COS, or AWS-S3 with the S3 key) or ``"url"`` (a presigned S3 URL).
+
+    An S3 object goes by URL when its route says ``"input": "url"``, writes to COS (``output_storage``), or, with
+    ``"input": "auto"`` (the default), has inline tasks MPS cannot run on an AWS-S3 input (:mod:`.constraints`).
+    """
+    if obj.storage != "s3" or route.input == "storage":
+        return "storage"
+    if route.input == "url" or route.output_storage == "cos":
+        return "url"
+    kinds = task_kinds(route.tasks or {})
+    return "url" if unsupported(kinds, [*S3_INPUT_TASKS, *settings.s3_input_tasks]) else "storage"
+
+
+def task_notify_config(settings: Settings, s3: S3Credentials | None, obj: UploadedObject, mode: str = "storage"
+                       ) -> dict[str, Any] | None:
     """TaskNotifyConfig from MPS_NOTIFY_*: NotifyType AWS-SQS for S3 inputs in the queue's region, URL for the rest
     (MPS sends AWS-SQS callbacks only for AWS tasks of the same region: :mod:`mps_triggers.constraints`), or None
     when neither is set (MPS then uses the orchestration's own, or its default TDMQ-CMQ)."""
-    sqs_fits = obj.storage == "s3" and obj.region == settings.mps_notify_sqs_region
+    sqs_fits = obj.storage == "s3" and mode == "storage" and obj.region == settings.mps_notify_sqs_region
     if settings.mps_notify_sqs_queue and (sqs_fits or not settings.mps_notify_url):
         sqs: dict[str, Any] = {"SQSRegion": settings.mps_notify_sqs_region, "SQSQueueName": settings.mps_notify_sqs_queue}
         if s3 is not None:

@@ -4,7 +4,8 @@ From environment variables (validated by :mod:`mps_triggers.config`) or, on Lamb
 secrets named by ``MPS_CREDENTIALS_SECRET_ARN`` / ``MPS_S3_CREDENTIALS_SECRET_ARN`` (JSON ``SecretString``):
 
 - MPS secret: ``{"SecretId": "AKID…", "SecretKey": "…"}`` (optional ``"Token"`` for temporary keys)
-- S3 secret: ``{"S3SecretId": "AKIA…", "S3SecretKey": "…"}``; ``AccessKeyId``/``SecretAccessKey`` also accepted
+- S3 secret: ``{"S3SecretId": "AKIA…", "S3SecretKey": "…"}``; ``AccessKeyId``/``SecretAccessKey``/``SessionToken``
+  also accepted (a temporary key works for AWS-S3 input only as long as it lives; URL input refuses it)
 
 A secret is fetched once per container, on first use; boto3 is imported only then (cold start). Values never
 reach a log line: :class:`~mps_triggers.mps.Credentials` and :class:`~mps_triggers.routing.S3Credentials`
@@ -44,7 +45,8 @@ def s3_credentials(settings: Settings) -> S3Credentials | None:
         if not (isinstance(sid, str) and sid and isinstance(key, str) and key):
             raise SecretError(f"secret {settings.mps_s3_credentials_secret_arn}: needs string fields "
                               f"S3SecretId and S3SecretKey")
-        return S3Credentials(sid, key)
+        token = doc.get("SessionToken")
+        return S3Credentials(sid, key, token if isinstance(token, str) and token else None)
     if settings.mps_s3_secret_id and settings.mps_s3_secret_key:
         return S3Credentials(settings.mps_s3_secret_id.get_secret_value(), settings.mps_s3_secret_key.get_secret_value())
     return None
