@@ -47,6 +47,8 @@ def test_every_rule_has_a_source():
      "url-input-output"),
     ([{"name": "subs", "storage": "s3", "tasks": TRANSCODE, "input": "url", "output_storage": "cos",
        "output_bucket": "out-1250000000"}], {}, "MPS_ROUTES[subs].output_storage", "url-input-output"),
+    ([{"name": "t", "tasks": TRANSCODE, "input": "storage", "output_storage": "cos", "output_bucket": "o-1250000000",
+       "output_region": "ap-guangzhou"}], {}, "MPS_ROUTES[t].input", "url-input-output"),
     ([{"name": "cos", "storage": "cos", "schedule_id": 1}], SQS, "MPS_NOTIFY_SQS_QUEUE/MPS_ROUTES[cos]",
      "aws-sqs-notify"),
 ])

@@ -104,6 +104,8 @@ def test_templates_render_our_variables_and_pass_mps_variables_through():
     assert first["OutputObjectPath"] == "intro_{definition}.{format}"
     assert second == {"Definition": 100040, "OutputObjectPath": "/mps-output/uploads/a b/intro.MP4/{inputName}-MP4.{format}",
                       "SegmentObjectName": "intro_{number}.{format}"}
+    req2 = submission([{"name": "team/a", "schedule_id": 1, "output_path": "{route}/{dir}{file}/"}], obj("x.mp4"))
+    assert req2["OutputDir"] == "/mps-output/team%2Fa/x.mp4/"  # a route's '/' never makes a folder of its own
     sid = req["SessionId"]
     req = submission([{"name": "v", "schedule_id": 1, "output_path": "by-session/{session_id}/"}], obj("a.mp4"))
     assert req["OutputDir"] == f"/mps-output/by-session/{req['SessionId']}/" and req["SessionId"] != sid

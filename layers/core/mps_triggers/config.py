@@ -480,7 +480,10 @@ def _check_mps_rules(s: Settings, r: Route, rname: str) -> None:
         raise ConfigError(f"{rname}.input", f"s3-input-tasks: MPS cannot read AWS-S3 inputs for {bad} (it reads them "
                                             f"for {sorted(S3_INPUT_TASKS)}): use \"input\": \"url\" (or \"auto\"), "
                                             f"or add them to MPS_S3_INPUT_TASKS if MPS does now")
-    url_input = r.input == "url" or r.output_storage == "cos" or (r.input == "auto" and bool(bad))
+    if r.input == "storage" and r.output_storage == "cos" and r.storage != "cos":
+        raise ConfigError(f"{rname}.input", "url-input-output: MPS writes an AWS-S3 input's outputs to S3; a COS "
+                                            "output for S3 objects needs \"input\": \"url\" (or \"auto\")")
+    url_input = r.input == "url" or (r.input == "auto" and (r.output_storage == "cos" or bool(bad)))
     if r.storage == "s3" and url_input and not (r.output_storage == "cos" and r.output_bucket and r.output_region):
         raise ConfigError(f"{rname}.output_storage",
                           "url-input-output: this route's S3 objects are read by MPS through a presigned URL "

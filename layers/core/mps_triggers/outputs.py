@@ -51,12 +51,12 @@ FILE_NAME_ALLOWANCE = 64
 ``_adaptiveDynamicStreaming_100210_0_12.ts``)."""
 
 _TOKEN = re.compile(r"\{([A-Za-z_]+)\}")
-_UNSAFE = re.compile(r"[%\x00-\x1f\x7f]")
+_UNSAFE = re.compile(r"[%/\x00-\x1f\x7f]")
 
 
 def path_safe(segment: str) -> str:
-    """One path segment made safe and unambiguous for an object key: ``%`` and control characters percent-encoded
-    (``%25``, ``%0A``), a segment that is ``.`` or ``..`` written ``%2E`` / ``%2E%2E`` (MPS and browsers fold
+    """One path segment made safe and unambiguous for an object key: ``%``, ``/`` (a route name may hold one) and
+    control characters percent-encoded (``%25``, ``%2F``, ``%0A``), a segment that is ``.`` or ``..`` written ``%2E`` / ``%2E%2E`` (MPS and browsers fold
     them), an empty one (from ``a//b``) ``%2F``. Injective: two different segments never give the same text."""
     if segment == "":
         return "%2F"
