@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections import Counter
 from urllib.parse import quote_plus
 

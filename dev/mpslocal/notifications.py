@@ -31,23 +31,28 @@ def _input_path(request: dict[str, Any]) -> str:
     return obj if obj.startswith("/") else "/" + obj
 
 
+def _input_dir(path: str) -> str:
+    return posixpath.dirname(path).rstrip("/") + "/"
+
+
 def _out_dir(request: dict[str, Any]) -> str:
     """OutputDir, else the input's own folder (the SDK model: "if not filled, the directory of the triggering file,
     i.e. {inputDir}")."""
-    return request.get("OutputDir") or posixpath.dirname(_input_path(request)).rstrip("/") + "/"
+    return request.get("OutputDir") or _input_dir(_input_path(request))
 
 
 def render_path(template: str, request: dict[str, Any], task_id: str, definition: Any, fmt: str,
-                number: int | None = None, **extra: Any) -> str:
+                number: int | None = None) -> str:
     """An output object's path as MPS renders it: the variables of "Filename Variable" (``{inputName}``,
     ``{inputFormat}``, ``{number}``, ``{taskId}``, ``{rand}``, ``{streamId}``, ``{format}``, ``{definition}``)
-    plus ``{subStreamNumber}``/``{segmentNumber}``/``{inputDir}``; a relative result goes under OutputDir.
-    Independent of the project's own renderer (mps_triggers.outputs)."""
-    base, ext = posixpath.splitext(posixpath.basename(_input_path(request)))
+    and the SDK's ``{inputDir}``; a relative result goes under OutputDir. (Adaptive streaming, whose
+    ``{subStreamNumber}``/``{segmentNumber}`` name its sub-streams, is not emulated.) Independent of the project's
+    own renderer (mps_triggers.outputs)."""
+    source = _input_path(request)
+    base, ext = posixpath.splitext(posixpath.basename(source))
     values = {"inputName": base, "inputFormat": ext.lstrip("."), "number": "" if number is None else str(number),
               "taskId": task_id, "rand": task_id[-8:], "streamId": "", "format": fmt, "definition": str(definition),
-              "inputDir": posixpath.dirname(_input_path(request)).rstrip("/") + "/",
-              **{k: str(v) for k, v in extra.items()}}
+              "inputDir": _input_dir(source)}
     path = re.sub(r"\{([A-Za-z]+)\}", lambda m: values.get(m.group(1), m.group()), template)
     return path if path.startswith("/") else _out_dir(request) + path
 

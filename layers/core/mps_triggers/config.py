@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from .constraints import OFFLINE_TASKS, S3_INPUT_TASKS, task_kinds, unsupported
 from .exceptions import ConfigError
-from .outputs import (DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_OUTPUT_BUCKET, OutputTemplate, heads_overlap)
+from .outputs import (DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_OUTPUT_BUCKET, PATH_FIELD_SUFFIXES, OutputTemplate,
+                      heads_overlap, template)
 from .redaction import is_secret_param, register_secret
 
 # ProcessMedia task parameters a route may set inline (ProcessMedia API 2019-06-12, "Input Parameters").
@@ -298,13 +299,24 @@ class Settings(BaseModel):
         text = route.output_path or self.mps_output_path
         if text is None:
             text = DEFAULT_TEMPLATE if self.output_bucket_for(route) is None else DEFAULT_TEMPLATE_OUTPUT_BUCKET
-        return OutputTemplate.parse(text)
+        return template(text)
 
     def output_path_setting(self, route: Route) -> str:
         """The variable that set the route's template (for error messages)."""
         if route.output_path:
             return f"MPS_ROUTES[{route.name}].output_path"
         return "MPS_OUTPUT_PATH" if self.mps_output_path else f"MPS_ROUTES[{route.name}] (default output_path)"
+
+    def s3_input_mode(self, route: Route) -> Literal["storage", "url"]:
+        """How MPS reads the route's S3 objects: its ``input`` when set; with ``auto``, by ``url`` when the route
+        writes to COS or has inline tasks MPS cannot run on an AWS-S3 input (:mod:`mps_triggers.constraints`),
+        else from ``storage``."""
+        if route.input != "auto":
+            return route.input
+        if route.output_storage == "cos":
+            return "url"
+        bad = unsupported(task_kinds(route.tasks or {}), [*S3_INPUT_TASKS, *self.s3_input_tasks])
+        return "url" if bad else "storage"
 
     @property
     def s3_regions(self) -> tuple[str, ...]:
@@ -483,8 +495,7 @@ def _check_mps_rules(s: Settings, r: Route, rname: str) -> None:
     if r.input == "storage" and r.output_storage == "cos" and r.storage != "cos":
         raise ConfigError(f"{rname}.input", "url-input-output: MPS writes an AWS-S3 input's outputs to S3; a COS "
                                             "output for S3 objects needs \"input\": \"url\" (or \"auto\")")
-    url_input = r.input == "url" or (r.input == "auto" and (r.output_storage == "cos" or bool(bad)))
-    if r.storage == "s3" and url_input and not (r.output_storage == "cos" and r.output_bucket and r.output_region):
+    if r.storage == "s3" and s.s3_input_mode(r) == "url" and not (r.output_storage == "cos" and r.output_bucket and r.output_region):
         raise ConfigError(f"{rname}.output_storage",
                           "url-input-output: this route's S3 objects are read by MPS through a presigned URL "
                           + (f"(MPS cannot read AWS-S3 inputs for {bad}) " if bad else "")
@@ -540,11 +551,11 @@ def _check_task_paths(route: Route, out_dir: str, rname: str, dir_setting: str) 
     def walk(value: Any, path: str) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
-                is_path = k.endswith("ObjectPath") or k.endswith("ObjectName") or k.endswith("Dir")
+                is_path = k.endswith(PATH_FIELD_SUFFIXES) or k.endswith("Dir")
                 if isinstance(v, str) and is_path and _has_dotdot(v):
                     raise ConfigError(f"{rname}.tasks{path}.{k}",
                                       f"{v!r} has a '..' segment: outputs could land outside {out_dir!r}")
-                if isinstance(v, str) and (k.endswith("ObjectPath") or k.endswith("ObjectName")) and v.startswith("/"):
+                if isinstance(v, str) and k.endswith(PATH_FIELD_SUFFIXES) and v.startswith("/"):
                     if not v.startswith(out_dir):
                         raise ConfigError(f"{rname}.tasks{path}.{k}/{dir_setting}",
                                           f"absolute path {v!r} escapes output dir {out_dir!r}; outputs there could "

@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 import re
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -56,13 +57,14 @@ _UNSAFE = re.compile(r"[%/\x00-\x1f\x7f]")
 
 def path_safe(segment: str) -> str:
     """One path segment made safe and unambiguous for an object key: ``%``, ``/`` (a route name may hold one) and
-    control characters percent-encoded (``%25``, ``%2F``, ``%0A``), a segment that is ``.`` or ``..`` written ``%2E`` / ``%2E%2E`` (MPS and browsers fold
-    them), an empty one (from ``a//b``) ``%2F``. Injective: two different segments never give the same text."""
+    control characters percent-encoded (``%25``, ``%2F``, ``%0A``); a segment that is ``.`` or ``..`` written
+    ``%2E`` / ``%2E%2E`` (MPS and browsers fold them), an empty one (from ``a//b``) ``%2F``. Injective: two
+    different segments never give the same text."""
     if segment == "":
         return "%2F"
     if segment in (".", ".."):
         return "%2E" * len(segment)
-    return _UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", segment)
+    return _inner(segment)
 
 
 def path_safe_key(key: str) -> str:
@@ -226,6 +228,5 @@ def render_task_paths(tasks: dict[str, Any], values: PathValues) -> dict[str, An
     return walk(tasks)
 
 
-def task_path_variables(value: str) -> list[str]:
-    """The variables named in a task path string that are neither ours nor MPS's (for the load-time check)."""
-    return [v for v in _TOKEN.findall(value) if v not in OUR_VARIABLES and v not in MPS_VARIABLES]
+template = functools.lru_cache(maxsize=256)(OutputTemplate.parse)
+""":meth:`OutputTemplate.parse` of a configured template, parsed once per container (ValueError is not cached)."""

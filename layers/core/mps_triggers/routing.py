@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import Route, Settings
-from .constraints import S3_INPUT_TASKS, check_request, task_kinds, unsupported
+from .constraints import check_request
 from .exceptions import MpsRuleError
 from .logs import log
 from .outputs import FILE_NAME_ALLOWANCE, MAX_OUTPUT_KEY_BYTES, PathValues, render_task_paths
@@ -170,15 +170,10 @@ def output_dir(obj: UploadedObject, route: Route, settings: Settings, values: Pa
 def input_mode(obj: UploadedObject, route: Route, settings: Settings) -> str:
     """How MPS reads ``obj``: ``"storage"`` (COS, or AWS-S3 with the S3 key) or ``"url"`` (a presigned S3 URL).
 
-    An S3 object goes by URL when its route says ``"input": "url"``, writes to COS (``output_storage``), or, with
-    ``"input": "auto"`` (the default), has inline tasks MPS cannot run on an AWS-S3 input (:mod:`.constraints`).
+    COS objects always come from storage; S3 objects as :meth:`~mps_triggers.config.Settings.s3_input_mode` says
+    (the rule the load-time check uses too).
     """
-    if obj.storage != "s3" or route.input == "storage":
-        return "storage"
-    if route.input == "url" or route.output_storage == "cos":
-        return "url"
-    kinds = task_kinds(route.tasks or {})
-    return "url" if unsupported(kinds, [*S3_INPUT_TASKS, *settings.s3_input_tasks]) else "storage"
+    return settings.s3_input_mode(route) if obj.storage == "s3" else "storage"
 
 
 def task_notify_config(settings: Settings, s3: S3Credentials | None, obj: UploadedObject, mode: str = "storage"
