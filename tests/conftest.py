@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -151,6 +152,7 @@ def mps(stack: LocalStack) -> Any:
         emu.state.sessions.clear()
         emu.state.faults.clear()
         emu.state.window.clear()
+        emu.state.batch_window.clear()
         emu.state.max_inflight = 0
     emu.rate_limit = None
     emu.latency = 0.0
@@ -294,6 +296,8 @@ class Reader:
         out = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
             for o in page.get("Contents", []):
+                if "/claims/" in o["Key"]:  # BatchProcessMedia claim markers, not archive lines
+                    continue
                 data = self.s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read()
                 text = data.decode("utf-8")
                 assert data.endswith(b"\n") and text.splitlines() == text[:-1].split("\n")  # one line per record
@@ -303,6 +307,31 @@ class Reader:
 
     def raw(self) -> str:
         return "".join(json.dumps(lines, ensure_ascii=False) for lines in self.objects().values())
+
+
+class BlackHole:
+    """A TCP endpoint that accepts connections and reads, but never answers (a store or an MPS that hangs)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        for c in self.conns:
+            c.close()
+        self.sock.close()
 
 
 class LocalEndpoint:

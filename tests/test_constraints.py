@@ -9,9 +9,9 @@ import json
 import pytest
 
 from mps_triggers.config import load_settings
-from mps_triggers.constraints import RULES
-from mps_triggers.exceptions import BatchProcessingError, ConfigError
-from mpslocal.emulator import ApiError, validate_process_media
+from mps_triggers.constraints import RULES, check_batch_request
+from mps_triggers.exceptions import BatchProcessingError, ConfigError, MpsRuleError
+from mpslocal.emulator import ApiError, validate_batch_process_media, validate_process_media
 from tests.conftest import load_event, s3_body, sqs_event
 
 KEYS = {"MPS_SECRET_ID": "AKIDtest", "MPS_SECRET_KEY": "k", "MPS_S3_SECRET_ID": "AKIATEST", "MPS_S3_SECRET_KEY": "s"}
@@ -32,7 +32,8 @@ def emulator_refuses(req: dict) -> str:
 
 def test_every_rule_has_a_source():
     assert set(RULES) == {"aws-sqs-notify", "offline-transcoding-only", "s3-input-tasks", "s3-input-regions",
-                          "s3-output-region", "url-input-output", "url-input-credentials"}
+                          "s3-output-region", "url-input-output", "url-input-credentials", "batch-inputs",
+                          "batch-url-output", "batch-claims"}
     assert all("(" in text for text in RULES.values())  # each names where it comes from
 
 
@@ -143,3 +144,29 @@ def test_cos_objects_with_only_an_sqs_callback_fail_alone(handler_env, mps):
     with pytest.raises(BatchProcessingError) as info:
         app.main_handler(load_event("cos_put.json"), {"request_id": "r", "time_limit_in_ms": 30000})
     assert "aws-sqs-notify" in str(info.value) and not mps.requests
+
+
+URL_IN = {"Type": "URL", "UrlInputInfo": {"Url": "https://media.s3.amazonaws.com/a.mp4?X-Amz-Signature=x"}}
+COS_OUT = {"Type": "COS", "CosOutputStorage": {"Bucket": "o-1250000000", "Region": "ap-guangzhou"}}
+
+
+@pytest.mark.parametrize("req,rule,code", [
+    ({"InputInfo": [S3_IN], "OutputStorage": COS_OUT, **SUBTITLES}, "batch-inputs", "InvalidParameterValue"),
+    ({"InputInfo": [COS_IN], "OutputStorage": COS_OUT, "AiAnalysisTask": {"Definition": 1}}, "batch-inputs",
+     "UnknownParameter"),
+    ({"InputInfo": [URL_IN], **SUBTITLES}, "batch-url-output", "MissingParameter"),
+    ({"InputInfo": [URL_IN], "OutputStorage": {"Type": "AWS-S3", "S3OutputStorage": {}}, **SUBTITLES},
+     "batch-url-output", "InvalidParameterValue"),
+    ({"InputInfo": [COS_IN], "TaskNotifyConfig": SQS_NOTIFY, **SUBTITLES}, "aws-sqs-notify",
+     "InvalidParameterValue.NotifyType"),
+])
+def test_each_batch_rule_guards_what_the_emulator_refuses(req, rule, code):
+    with pytest.raises(MpsRuleError) as info:
+        check_batch_request(req)
+    assert info.value.rule == rule
+    with pytest.raises(ApiError) as refused:
+        validate_batch_process_media(req)
+    assert refused.value.code == code
+    fine = {"InputInfo": [URL_IN], "OutputStorage": COS_OUT, **SUBTITLES}
+    check_batch_request(fine)
+    validate_batch_process_media(fine)

@@ -3,8 +3,6 @@ deadlines already near. What is not finished is reported (SQS) or answered 503 (
 and nothing is lost."""
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
@@ -13,7 +11,7 @@ from mps_triggers import archive_job
 from mps_triggers.exceptions import BatchProcessingError
 from mpslocal.chat import ChatRobot
 from mpslocal.runtime import LambdaContext
-from tests.conftest import furl_event, load_event, schedule_body
+from tests.conftest import BlackHole, furl_event, load_event, schedule_body
 
 
 def timed(func, *args):
@@ -53,31 +51,6 @@ def test_a_trickling_webhook_never_delays_or_fails_the_callback(archive):
         assert resp == {"batchItemFailures": []} and took < 6.0, took
         failed = [x for k, v in store.objects().items() if "event_type=push_failed" in k for x in v]
         assert len(failed) == 2 and all("no complete answer" in f["reason"] for f in failed)
-
-
-class BlackHole:
-    """A TCP endpoint that accepts connections and reads, but never answers (an archive bucket that hangs)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        for c in self.conns:
-            c.close()
-        self.sock.close()
 
 
 def test_a_hanging_archive_store_gets_503_and_failed_records_before_the_deadline(archive, monkeypatch):

@@ -205,8 +205,13 @@ def test_archive_function_url_and_least_privilege_write(cfn):
     assert url["AuthType"] == "NONE" and url["TargetFunctionArn"] == {"Ref": "ArchiveFunction"}
     role = res["ArchiveFunctionRole"]["Properties"]
     statements = [st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]]
-    assert [st["Action"] for st in statements] == ["s3:PutObject"]
+    assert [st["Action"] for st in statements] == ["s3:PutObject", "s3:GetObject", "s3:ListBucket"]
     assert statements[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}/*"}
+    claims = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}/claims/*"}
+    assert statements[1]["Resource"] == claims  # it reads claims (BatchTask TaskIds), nothing else
+    assert statements[2]["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${ArchivePrefix}/claims/*"}}}
+    submit = [st for p in res["SubmitFunctionRole"]["Properties"]["Policies"] for st in p["PolicyDocument"]["Statement"]]
+    assert [st["Resource"] for st in submit if "s3:PutObject" in st["Action"]] == [claims]
     assert res["ArchiveBucket"]["DeletionPolicy"] == "Retain"
 
 

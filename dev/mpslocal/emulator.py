@@ -14,6 +14,11 @@ What it checks, as MPS does (ProcessMedia API 2019-06-12, API 3.0 "Signature v3"
   S3 outputs only in the input's region.
 - 100 requests/s (sliding one-second window) → ``RequestLimitExceeded`` beyond.
 - A ``SessionId`` accepted in the last 3 days → ``InvalidParameterValue.SessionId``.
+- ``BatchProcessMedia`` too (BatchProcessMedia API 2019-06-12): fields of the SDK's ``BatchProcessMediaRequest``
+  only (so no ``SessionId``), ``InputInfo`` a non-empty list of COS or URL inputs, a COS ``OutputStorage`` when an
+  input is a URL, ``SmartSubtitlesTask`` required, 20 requests/s in a window of its own. Its tasks are
+  ``…-BatchTask-…t20`` and are called back with ``EventType=BatchTask`` and a ``BatchTaskEvent`` shaped as the SDK's
+  ``BatchSubTaskResult`` (``InputInfos``, ``Metadatas``, ``SmartSubtitlesTaskResult``: no TaskId, no task status).
 
 Accepted tasks get TaskIds of the real shape (``1250000000-WorkflowTask-<32 hex>tt7``, ``…-ScheduleTask-…``) and
 are kept for inspection: :attr:`MpsEmulator.tasks` in process, ``GET /_emulator/tasks`` over HTTP. Each task records
@@ -54,7 +59,7 @@ from typing import Any, Callable
 
 from mps_triggers.redaction import redact
 
-from .notifications import notification, output_paths, task_event
+from .notifications import batch_output_paths, batch_task_event, notification, output_paths, task_event
 
 SESSION_TTL = 3 * 24 * 3600
 TASK_FIELDS = ("MediaProcessTask", "AiContentReviewTask", "AiAnalysisTask", "AiRecognitionTask",
@@ -171,6 +176,7 @@ class EmulatorState:
     requests: list[RequestRecord] = field(default_factory=list)
     sessions: dict[str, float] = field(default_factory=dict)
     window: deque = field(default_factory=deque)
+    batch_window: deque = field(default_factory=deque)
     faults: deque = field(default_factory=deque)
     inflight: int = 0
     max_inflight: int = 0
@@ -190,11 +196,12 @@ class MpsEmulator:
     def __init__(self, secret_id: str = "AKIDlocalEMULATOR", secret_key: str = "local-emulator-secret-key",
                  token: str | None = None, app_id: str = "1250000000", rate_limit: int | None = 100,
                  latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, complete_after: float | None = None,
-                 sqs_endpoint: str | None = None, fail_every: int = 3) -> None:
+                 sqs_endpoint: str | None = None, fail_every: int = 3, batch_rate_limit: int | None = 20) -> None:
         self.credentials = {secret_id: (secret_key, token)}
         self.aws_keys: dict[str, str] = {}  # AWS AccessKeyId → secret key, to verify presigned S3 URLs (URL input)
         self.app_id = app_id
         self.rate_limit = rate_limit
+        self.batch_rate_limit = batch_rate_limit
         self.latency = latency
         self.complete_after = complete_after
         self.sqs_endpoint = sqs_endpoint
@@ -309,13 +316,17 @@ class MpsEmulator:
         try:
             self._verify(headers, body)
             record.signed = True
-            self._admit()
-            params = _parse(body)
-            if action != "ProcessMedia":
+            if action not in ("ProcessMedia", "BatchProcessMedia"):
                 raise ApiError("InvalidAction", f"action {action!r} is not supported by this emulator")
-            validate_process_media(params)
-            record.session_id = params.get("SessionId") or None
-            task = self._accept(params, request_id)
+            self._admit(action)
+            params = _parse(body)
+            if action == "BatchProcessMedia":
+                validate_batch_process_media(params)
+                task = self._accept(params, request_id, batch=True)
+            else:
+                validate_process_media(params)
+                record.session_id = params.get("SessionId") or None
+                task = self._accept(params, request_id)
             response: dict[str, Any] = {"TaskId": task.task_id, "RequestId": request_id}
         except ApiError as exc:
             record.verdict = exc.code
@@ -365,22 +376,25 @@ class MpsEmulator:
         if token is not None and headers.get("x-tc-token") != token:
             raise ApiError("AuthFailure.TokenFailure", "X-TC-Token is missing or wrong for temporary credentials")
 
-    def _admit(self) -> None:
-        if self.rate_limit is None:
+    def _admit(self, action: str) -> None:
+        """Each API's own limit over a sliding one-second window (ProcessMedia 100/s, BatchProcessMedia 20/s)."""
+        batch = action == "BatchProcessMedia"
+        limit = self.batch_rate_limit if batch else self.rate_limit
+        if limit is None:
             return
         now = time.monotonic()
         with self._lock:
-            window = self.state.window
+            window = self.state.batch_window if batch else self.state.window
             while window and now - window[0] >= 1.0:
                 window.popleft()
-            if len(window) >= self.rate_limit:
-                raise ApiError("RequestLimitExceeded", f"request rate over {self.rate_limit}/s")
+            if len(window) >= limit:
+                raise ApiError("RequestLimitExceeded", f"{action} request rate over {limit}/s")
             window.append(now)
 
-    def _accept(self, params: dict[str, Any], request_id: str) -> Task:
+    def _accept(self, params: dict[str, Any], request_id: str, batch: bool = False) -> Task:
         sid = params.get("SessionId") or None
         now = time.time()
-        kind = "ScheduleTask" if params.get("ScheduleId") is not None else "WorkflowTask"
+        kind = "BatchTask" if batch else "ScheduleTask" if params.get("ScheduleId") is not None else "WorkflowTask"
         with self._lock:
             if sid is not None:
                 seen = self.state.sessions.get(sid)
@@ -388,10 +402,13 @@ class MpsEmulator:
                     raise ApiError("InvalidParameterValue.SessionId",
                                    "Duplicate recognition code, request deduplicated")
                 self.state.sessions[sid] = now
-            task_id = f"{self.app_id}-{kind}-{uuid.uuid4().hex}tt7"
-            task = Task(task_id, request_id, now, sid, params, output_paths(params, task_id))
-        if params["InputInfo"].get("Type") == "URL":  # fetched at once here; MPS downloads when the task starts
-            task.input_fetch = self._fetch(params["InputInfo"]["UrlInputInfo"]["Url"])
+            task_id = f"{self.app_id}-{kind}-{uuid.uuid4().hex}{'t20' if batch else 'tt7'}"
+            task = Task(task_id, request_id, now, sid, params,
+                        batch_output_paths(params) if batch else output_paths(params, task_id))
+        inputs = params["InputInfo"] if batch else [params["InputInfo"]]
+        fetched = [self._fetch(i["UrlInputInfo"]["Url"]) for i in inputs if i.get("Type") == "URL"]
+        if fetched:  # fetched at once here; MPS downloads when the task starts
+            task.input_fetch = "; ".join(fetched)
         with self._lock:
             self.state.tasks.append(task)
         if self.complete_after is not None:
@@ -440,7 +457,10 @@ class MpsEmulator:
             fail_index = None
             if self.fail_every and int(task.task_id.split("-")[-1][:8], 16) % self.fail_every == 0:
                 fail_index = -1  # the last subtask fails, the others succeed
-            event_type, event = task_event(params, task.task_id, status, fail_index)
+            if "-BatchTask-" in task.task_id:
+                event_type, event = "BatchTask", batch_task_event(params, status, fail_index is not None)
+            else:
+                event_type, event = task_event(params, task.task_id, status, fail_index)
             body = notification(event_type, event, params.get("SessionId", ""), params.get("SessionContext", ""),
                                 notify.get("NotifyKey"))
             with self._lock:
@@ -564,12 +584,13 @@ def _parse(body: bytes) -> dict[str, Any]:
 _sdk_lock = threading.Lock()
 
 
-def unknown_fields(params: dict[str, Any]) -> list[str]:
-    """Paths of fields the official SDK's ``ProcessMediaRequest`` does not know (``MediaProcessTask.Xx``)."""
+def unknown_fields(params: dict[str, Any], model: str = "ProcessMediaRequest") -> list[str]:
+    """Paths of fields the official SDK's ``model`` (``ProcessMediaRequest`` by default) does not know
+    (``MediaProcessTask.Xx``)."""
     from tencentcloud.common.abstract_model import AbstractModel
     from tencentcloud.mps.v20190612 import models
 
-    request = models.ProcessMediaRequest()
+    request = getattr(models, model)()
     with _sdk_lock, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         request._deserialize(params)
@@ -676,6 +697,68 @@ def validate_process_media(params: dict[str, Any]) -> None:
     ctx = _typed(params, "SessionContext", str, "")
     _need(ctx is None or len(ctx) <= 1000, "InvalidParameterValue.SessionContextTooLong", "SessionContext is too long")
     _combinations(params)
+
+
+def unknown_batch_fields(params: dict[str, Any]) -> list[str]:
+    """Paths of fields the official SDK's ``BatchProcessMediaRequest`` does not know (``SessionId`` is one)."""
+    return unknown_fields(params, "BatchProcessMediaRequest")
+
+
+def _media_input(info: Any, path: str, allowed: tuple[str, ...]) -> str:
+    """Check one ``MediaInputInfo``; returns its Type."""
+    _need(isinstance(info, dict), "InvalidParameter", f"{path} must be an object")
+    kind = _typed(info, "Type", str, f"{path}.", required=True)
+    _need(kind in allowed, "InvalidParameterValue", f"{path}.Type {kind!r} is invalid here (allowed: {allowed})")
+    if kind == "COS":
+        cos = _typed(info, "CosInputInfo", dict, f"{path}.", required=True)
+        for f in ("Bucket", "Region", "Object"):
+            _typed(cos, f, str, f"{path}.CosInputInfo.", required=True)
+        _need(cos["Object"].startswith("/"), "InvalidParameterValue", f"{path}.CosInputInfo.Object must start with /")
+    elif kind == "URL":
+        _typed(_typed(info, "UrlInputInfo", dict, f"{path}.", required=True), "Url", str, f"{path}.UrlInputInfo.",
+               required=True)
+    return kind
+
+
+def validate_batch_process_media(params: dict[str, Any]) -> None:
+    """Raise :class:`ApiError` where ``params`` break the BatchProcessMedia API's documented shape: SDK fields only,
+    ``InputInfo`` a non-empty list of COS/URL inputs (the API is for URL video links; COS as any MediaInputInfo),
+    ``OutputStorage`` COS and required with a URL input ("currently only support COS output"), ``OutputDir``
+    ``/…/``, ``SmartSubtitlesTask`` (its only task), ``TaskNotifyConfig`` (AWS-SQS is for AWS-S3 inputs, which this
+    API does not take), ``TasksPriority`` in [-10, 10], ``SessionContext`` ≤ 1000."""
+    unknown = unknown_batch_fields(params)
+    _need(not unknown, "UnknownParameter", f"unknown parameter(s): {', '.join(unknown)}")
+    inputs = params.get("InputInfo")
+    _need(inputs is not None, "MissingParameter", "InputInfo is required")
+    _need(isinstance(inputs, list) and len(inputs) > 0, "InvalidParameter", "InputInfo must be a non-empty list")
+    kinds = {_media_input(info, f"InputInfo[{i}]", ("COS", "URL")) for i, info in enumerate(inputs)}
+    out = _typed(params, "OutputStorage", dict, "")
+    _need("URL" not in kinds or out is not None, "MissingParameter",
+          "OutputStorage is required when InputInfo.Type is URL")
+    if out is not None:
+        _need(_typed(out, "Type", str, "OutputStorage.", required=True) == "COS", "InvalidParameterValue",
+              "OutputStorage.Type: only COS output is supported")
+        cos_out = _typed(out, "CosOutputStorage", dict, "OutputStorage.", required=True)
+        _typed(cos_out, "Bucket", str, "OutputStorage.CosOutputStorage.", required=True)
+        _typed(cos_out, "Region", str, "OutputStorage.CosOutputStorage.", required=True)
+    out_dir = _typed(params, "OutputDir", str, "")
+    _need(out_dir is None or (out_dir.startswith("/") and out_dir.endswith("/")), "InvalidParameterValue",
+          "OutputDir must start and end with /")
+    subs = _typed(params, "SmartSubtitlesTask", dict, "")
+    _need(subs is not None, "MissingParameter", "SmartSubtitlesTask is required (the only task of this API)")
+    _need(isinstance(subs.get("Definition"), int) or isinstance(subs.get("RawParameter"), dict),
+          "MissingParameter", "SmartSubtitlesTask needs Definition or RawParameter")
+    notify = _typed(params, "TaskNotifyConfig", dict, "")
+    if notify is not None:
+        ntype = _typed(notify, "NotifyType", str, "TaskNotifyConfig.") or "TDMQ-CMQ"
+        _need(ntype != "AWS-SQS", "InvalidParameterValue.NotifyType", "AWS-SQS notification is only for AWS tasks")
+        if ntype == "URL":
+            url = _typed(notify, "NotifyUrl", str, "TaskNotifyConfig.", required=True)
+            _need(url.startswith(("http://", "https://")), "InvalidParameterValue", "NotifyUrl must be http(s)")
+    prio = _typed(params, "TasksPriority", int, "")
+    _need(prio is None or -10 <= prio <= 10, "InvalidParameterValue", "TasksPriority must be in [-10, 10]")
+    ctx = _typed(params, "SessionContext", str, "")
+    _need(ctx is None or len(ctx) <= 1000, "InvalidParameterValue.SessionContextTooLong", "SessionContext is too long")
 
 
 # MPS's documented limits on what a request may combine, written here independently of mps_triggers.constraints

@@ -179,7 +179,7 @@ def notification(event_type: str, event: dict[str, Any], session_id: str = "", s
     """The ParseNotification body: EventType, the event under its key, SessionId, SessionContext, and
     ``Timestamp``/``Sign`` when a NotifyKey was configured."""
     key = {"ScheduleTask": "ScheduleTaskEvent", "WorkflowTask": "WorkflowTaskEvent",
-           "EditMediaTask": "EditMediaTaskEvent"}.get(event_type, f"{event_type}Event")
+           "EditMediaTask": "EditMediaTaskEvent", "BatchTask": "BatchTaskEvent"}.get(event_type, f"{event_type}Event")
     body: dict[str, Any] = {"EventType": event_type, key: event, "SessionId": session_id,
                             "SessionContext": session_context}
     if notify_key:
@@ -187,3 +187,51 @@ def notification(event_type: str, event: dict[str, Any], session_id: str = "", s
         body["Timestamp"] = ts
         body["Sign"] = hashlib.md5(f"{ts}{notify_key}".encode()).hexdigest()
     return body
+
+
+def _batch_outputs(request: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+    """``(input, bucket, subtitle path)`` per input of a BatchProcessMedia request: the SmartSubtitlesTask's
+    ``OutputObjectPath`` or a default name, rendered against that input, under OutputDir (else the input's folder)."""
+    task = request.get("SmartSubtitlesTask") or {}
+    raw = task.get("RawParameter") or {}
+    fmt = raw.get("SubtitleFormat") or "vtt"
+    storage = request.get("OutputStorage") or {}
+    out: list[tuple[dict[str, Any], str, str]] = []
+    for info in request.get("InputInfo") or []:
+        one = {**request, "InputInfo": info}
+        bucket = (storage.get("CosOutputStorage") or {}).get("Bucket") or (info.get("CosInputInfo") or {}).get("Bucket")
+        path = render_path(task.get("OutputObjectPath") or "{inputName}_smartSubtitle_{definition}.{format}", one, "",
+                           task.get("Definition", 0), fmt)
+        out.append((info, bucket or "", path))
+    return out
+
+
+def batch_output_paths(request: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every ``(bucket, path)`` an accepted BatchProcessMedia request makes MPS write."""
+    return [(bucket, path) for _, bucket, path in _batch_outputs(request)]
+
+
+def batch_task_event(request: dict[str, Any], status: str = "FINISH", fail: bool = False) -> dict[str, Any]:
+    """A ``BatchTaskEvent`` for an accepted BatchProcessMedia ``request``, shaped as the SDK's ``BatchSubTaskResult``
+    (``InputInfos``, ``Metadatas``, ``SmartSubtitlesTaskResult{Input, Outputs[SmartSubtitleTaskBatchOutput]}``): no
+    TaskId and no task status, as documented. ``fail`` makes the last output FAIL."""
+    task = request.get("SmartSubtitlesTask") or {}
+    storage = request.get("OutputStorage")
+    made = _batch_outputs(request)
+    outputs = []
+    for i, (_, _, path) in enumerate(made):
+        if status != "FINISH":
+            outputs.append({"Progress": 40, "Status": "PROCESSING", "ErrCodeExt": "", "Message": ""})
+        elif fail and i == len(made) - 1:
+            outputs.append({"Progress": 0, "Status": "FAIL", "ErrCodeExt": "FailedOperation.AsrFailed",
+                            "Message": "speech recognition failed"})
+        else:
+            outputs.append({"Progress": 100, "Status": "SUCCESS", "ErrCodeExt": "", "Message": "SUCCESS",
+                            "AsrFullTextTask": {"SegmentSet": [{"Confidence": 0.9, "StartTimeOffset": 0.0,
+                                                                "EndTimeOffset": 1.0, "Text": "hello"}],
+                                                "Path": path, "SubtitlePath": path, "OutputStorage": storage}})
+    return {"InputInfos": request.get("InputInfo") or [],
+            "Metadatas": [META if status == "FINISH" else None for _ in made],
+            "SmartSubtitlesTaskResult": {"Input": {"Definition": task.get("Definition", 0),
+                                                   "RawParameter": task.get("RawParameter")},
+                                         "Outputs": outputs}}

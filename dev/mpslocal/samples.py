@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .notifications import edit_media_event, notification, task_event
+from .notifications import batch_task_event, edit_media_event, notification, task_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 NOTIFY_KEY = "events-notify-key"
@@ -49,6 +49,24 @@ def workflow_s3_with_secrets() -> dict:
                                                                "S3SecretKey": "sample-s3-secret-key-do-not-log"}}}
     et, ev = task_event(req, "1250000000-WorkflowTask-9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5ett7", "FINISH")
     return notification(et, ev, "mt1-d871c479ab7368496d6e1e51168c32ee0ca02c99", CTX_S3, NOTIFY_KEY, now=SAMPLE_TS)
+
+
+CTX_BATCH = ('{"v":1,"src":"s3","b":"media-in-123456789012","k":"talks/keynote 产品+1.mp4","r":"subtitles",'
+             '"s":"mt1-5d1c0b4a39281706f5e4d3c2b1a09f8e7d6c5b4a"}')
+PRESIGNED = ("https://media-in-123456789012.s3.amazonaws.com/talks/keynote%20%E4%BA%A7%E5%93%81%2B1.mp4"
+             "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLESAMPLE001%2F20261121%2Fus-east-1%2Fs3"
+             "%2Faws4_request&X-Amz-Date=20261121T030000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+             "&X-Amz-Signature=5f0c1e2d3b4a59687766554433221100ffeeddccbbaa99887766554433221100")
+
+
+def batch_url(fail: bool = True) -> dict:
+    """A BatchProcessMedia task's callback (EventType BatchTask): an S3 object by presigned URL, smart subtitles
+    written to COS; no TaskId, as the SDK's BatchSubTaskResult; the URL's signature must be redacted."""
+    req = {"InputInfo": [{"Type": "URL", "UrlInputInfo": {"Url": PRESIGNED}}], "OutputDir": "/mps-output/",
+           "OutputStorage": {"Type": "COS", "CosOutputStorage": {"Bucket": "subs-1250000000", "Region": "ap-guangzhou"}},
+           "SmartSubtitlesTask": {"RawParameter": {"SubtitleType": 0, "VideoSrcLanguage": "en", "SubtitleFormat": "vtt",
+                                                   "TranslateSwitch": "OFF"}}}
+    return notification("BatchTask", batch_task_event(req, "FINISH", fail), "", CTX_BATCH, NOTIFY_KEY, now=SAMPLE_TS)
 
 
 def furl(body: dict, b64: bool = False, query: str = "token=events-callback-token") -> dict:
@@ -107,6 +125,7 @@ def main() -> None:
         "scf_mps_trigger_schedule.json": schedule_cos(),
         "scf_mps_trigger_editmedia.json": edit,
         "furl_callback_s3_secrets.json": furl(workflow_s3_with_secrets()),
+        "furl_batch_task_callback.json": furl(batch_url()),
     }
     for name, doc in files.items():
         (EVENTS / name).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -33,6 +33,9 @@ class CosAuthShim:
 
     - COS: a COS-signed request keeps its signature in ``HTTP_X_COS_AUTHORIZATION``, and moto sees an empty
       ``Authorization`` (which it treats as an authorised unsigned request).
+    - COS ``x-cos-forbid-overwrite: true`` on an object PUT (COS API "PUT Object"), which moto does not know, with
+      code of its own: the PUT is refused ``409 FileAlreadyExists`` when the key exists, unless the bucket's
+      versioning was ever enabled (COS then ignores the header). Check and write are atomic per shim.
     - Faults: ``write_failures`` maps a bucket name to the rate (0..1) at which object PUTs to it are answered
       ``503 SlowDown`` (S3's and COS's "reduce your request rate"), from a seeded RNG. ``stats`` counts them.
     - ``GET /_shim/stats`` answers the counters as JSON (for a moto running in another process).
@@ -59,6 +62,15 @@ class CosAuthShim:
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         bucket = self._object_put_bucket(environ)
+        if bucket is not None and environ.get("HTTP_X_COS_FORBID_OVERWRITE", "").lower() == "true":
+            with self._lock:  # one forbid-overwrite PUT at a time: exists-check and write are one step, as in COS
+                if self._cos_exists_unversioned(bucket, environ):
+                    body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>FileAlreadyExists</Code>'
+                            b"<Message>The object already exists.</Message></Error>")
+                    start_response("409 Conflict", [("Content-Type", "application/xml"),
+                                                    ("Content-Length", str(len(body)))])
+                    return [body]
+                return list(self.app(environ, start_response))
         if bucket is not None:
             with self._lock:
                 self.stats["object_puts"] += 1
@@ -71,6 +83,23 @@ class CosAuthShim:
                                                  ("Content-Length", str(len(body)))])
                 return [body]
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _cos_exists_unversioned(bucket: str, environ: dict[str, Any]) -> bool:
+        """True when the PUT's key exists in moto's bucket and the bucket's versioning was never enabled."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        key = environ.get("PATH_INFO", "").lstrip("/").encode("latin-1").decode("utf-8")
+        if ".cos." not in environ.get("HTTP_HOST", ""):
+            key = key.partition("/")[2]
+        try:
+            if backend.get_bucket(bucket).versioning_status in ("Enabled", "Suspended"):
+                return False
+            return backend.get_object(bucket, key) is not None
+        except Exception:  # no such bucket: moto answers the PUT itself
+            return False
 
     @staticmethod
     def _object_put_bucket(environ: dict[str, Any]) -> str | None:

@@ -19,6 +19,10 @@ Chat: one digest per invocation (:mod:`mps_triggers.webhook`). Whether it is del
 above: a digest that is not delivered (paced, refused, timed out) is written under ``event_type=push_failed``
 (:func:`mps_triggers.lines.push_failed_object`), naming every line it covered, to be sent again later.
 
+``BatchTask`` callbacks (BatchProcessMedia) carry no TaskId: it is read from the object's claim, which the submit
+job wrote under the same ``ARCHIVE_URI`` (:mod:`mps_triggers.claims`; a GET per task, cached per container). When the
+claim cannot be read in :data:`LOOKUP_SECONDS` the line is still written, with ``task_id`` null.
+
 Nothing is lost: a record is acknowledged only after its line is in an object. A line may repeat under
 redelivery; its ``id`` lets a reader drop the copy.
 """
@@ -27,14 +31,16 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .callbacks import HttpRequest, check_signature, parse_callback_event, token_matches, unwrap
+from .claims import ClaimBook
 from .config import ArchiveSettings, load_archive_settings
 from .exceptions import DeadlineError, EventError, MpsTriggersError
 from .invocation import Invocation, Report, Source, guard, log_failure, run_job
 from .lines import ArchiveLine, ArchiveObject, batch_objects, build_line, push_failed_object, single_object
 from .logs import log
+from .mps import BATCH_PROCESS_MEDIA
 from .redaction import scrub
 from .retries import call_within
 from .safejson import JsonError, loads
@@ -47,6 +53,8 @@ WRITE_TIMEOUT = 20.0
 """Longest one archive write may take (seconds), when the invocation has more time than that."""
 PUSH_FAILED_RESERVE = 3.0
 """Seconds kept, while pushing a digest, for writing its push_failed record if the push does not go through."""
+LOOKUP_SECONDS = 3.0
+"""Longest a BatchTask callback's TaskId lookup (its claim) may take; it is skipped when the write needs the time."""
 
 
 @dataclass
@@ -75,6 +83,7 @@ class ArchiveJob:
         self.settings = settings
         self.location = settings.location
         self._store = store
+        self._task_ids: dict[str, str] = {}
         self.webhook = webhook
         if webhook is None and settings.webhook_url:
             self.webhook = WebhookClient(settings.webhook_url, settings.webhook_format, settings.webhook_timeout,
@@ -147,7 +156,8 @@ class ArchiveJob:
                 return reject(401, why)
             verified = True
         try:
-            line = build_line(doc, "http", rid, time.time(), verified=verified)
+            line = build_line(doc, "http", rid, time.time(), verified=verified,
+                              task_id_of=self._task_id_of(report.invocation))
         except ValueError as exc:  # nested beyond 64 levels, or a value JSON cannot carry
             return reject(400, f"body {exc}" if isinstance(exc, JsonError) else "body holds a value JSON cannot carry")
         obj = single_object(self.location.prefix, line, time.time(), rid)
@@ -169,7 +179,7 @@ class ArchiveJob:
         if self.settings.mps_notify_key and isinstance(doc, dict) and "Sign" in doc:
             verified = check_signature(doc, self.settings.mps_notify_key.get_secret_value(),
                                        self.settings.callback_clock_skew) is None
-        outcome = guard(rid, lambda: self._line(rid, doc, time.time(), "scf-mps-trigger", verified))
+        outcome = guard(rid, lambda: self._line(rid, doc, time.time(), "scf-mps-trigger", invocation, verified))
         if isinstance(outcome, MpsTriggersError):
             report.fail(rid, outcome)
             return report
@@ -196,7 +206,7 @@ class ArchiveJob:
                 report.fail(rec.record_id, rec.error)
                 log_failure(rec.record_id, rec.error)
                 continue
-            outcome = guard(rec.record_id, lambda: self._line(rec.record_id, rec.body, now, "sqs"))
+            outcome = guard(rec.record_id, lambda: self._line(rec.record_id, rec.body, now, "sqs", invocation))
             if isinstance(outcome, MpsTriggersError):
                 report.fail(rec.record_id, outcome)
             else:
@@ -215,7 +225,7 @@ class ArchiveJob:
         report.pushed = self._push(items, "sqs", invocation.request_id, invocation)
         return report
 
-    def _line(self, record_id: str, body: str | dict[str, Any], now: float, source: str,
+    def _line(self, record_id: str, body: str | dict[str, Any], now: float, source: str, invocation: Invocation,
               verified: bool = False) -> ArchiveLine:
         """The archive line of one notification: ``body`` is the SQS message text or the trigger's dict. Raises
         :class:`EventError` (field ``body``) for text that is not JSON, not an object, or nested too deeply."""
@@ -226,9 +236,32 @@ class ArchiveJob:
         if not isinstance(doc, dict):
             raise EventError(record_id, "body", f"expected a JSON object, got {type(doc).__name__}")
         try:
-            return build_line(doc, source, record_id, now, verified=verified)
+            return build_line(doc, source, record_id, now, verified=verified,
+                              task_id_of=self._task_id_of(invocation))
         except JsonError as exc:
             raise EventError(record_id, "body", str(exc)) from None
+
+    def _task_id_of(self, invocation: Invocation) -> Callable[[str], str | None]:
+        """A BatchTask's TaskId from its claim (cached), within :data:`LOOKUP_SECONDS` and never at the expense of
+        the write; None when it cannot be found. Never raises."""
+        def lookup(session_id: str) -> str | None:
+            if session_id in self._task_ids:
+                return self._task_ids[session_id]
+            if invocation.within(LOOKUP_SECONDS + MIN_WRITE_SECONDS) < LOOKUP_SECONDS + MIN_WRITE_SECONDS:
+                return None  # the write needs the time more
+            book = ClaimBook(self.store, self.location.prefix, BATCH_PROCESS_MEDIA)  # type: ignore[arg-type]
+            try:
+                found = book.task_id(session_id, time.monotonic() + LOOKUP_SECONDS)
+            except Exception as exc:  # a missing permission, a slow store: the line goes without the TaskId
+                log("warning", "task id lookup failed", session_id=session_id, error=f"{type(exc).__name__}: "
+                                                                                  f"{scrub(str(exc))[:200]}")
+                return None
+            if found is not None:
+                if len(self._task_ids) >= 4096:
+                    self._task_ids.clear()
+                self._task_ids[session_id] = found
+            return found
+        return lookup
 
     # --- I/O ---------------------------------------------------------------------------------------------------
 

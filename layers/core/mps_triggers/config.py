@@ -37,6 +37,8 @@ TASK_FIELDS = frozenset({
     "MediaProcessTask", "AiContentReviewTask", "AiAnalysisTask", "AiRecognitionTask", "AiQualityControlTask",
     "SmartSubtitlesTask", "SmartEraseTask",
 })
+BATCH_TASK_FIELDS = frozenset({"SmartSubtitlesTask"})
+"""Task parameters of BatchProcessMedia (API 2019-06-12: smart subtitles only)."""
 DEFAULT_ENDPOINT = "mps.tencentcloudapi.com"
 DEFAULT_OUTPUT_DIR = "/mps-output/"
 _ARCHIVE_URI = re.compile(r"^(s3|cos)://([^/?#]+)(?:/([^?#]*))?$")
@@ -91,6 +93,9 @@ class Route(BaseModel):
     prefix, case-sensitive) and ``suffixes`` (case-insensitive); an omitted condition matches everything.
     Action: exactly one of ``schedule_id`` (orchestration) or ``tasks`` (inline ProcessMedia task parameters keyed
     by their API names, e.g. ``{"MediaProcessTask": {"TranscodeTaskSet": [{"Definition": 100030}]}}``).
+    ``api`` is the action: ``ProcessMedia`` (default) or ``BatchProcessMedia`` (``tasks`` is then exactly
+    ``{"SmartSubtitlesTask": {...}}``; inputs go by COS or, for S3 objects, by presigned URL with a COS output;
+    exactly-once by a claim under ``ARCHIVE_URI``, :mod:`mps_triggers.claims`).
     Optional per-route overrides of the output location and task options. ``output_path`` is the folder of each
     object's outputs under the output dir, a template of :mod:`mps_triggers.outputs` variables (default
     ``{dir}{file}/``); a template that can give two objects one folder is refused at load unless
@@ -100,6 +105,7 @@ class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=64)
+    api: Literal["ProcessMedia", "BatchProcessMedia"] = "ProcessMedia"
     storage: Literal["s3", "cos"] | None = None
     bucket: str | None = None
     prefix: str = ""
@@ -152,9 +158,21 @@ class Route(BaseModel):
 
     @model_validator(mode="after")
     def _one_action(self) -> "Route":
+        if self.api == "BatchProcessMedia":
+            if self.schedule_id is not None or set(self.tasks or {}) != BATCH_TASK_FIELDS:
+                raise ValueError('api "BatchProcessMedia" runs smart subtitles only: give tasks '
+                                 '{"SmartSubtitlesTask": {...}} and no schedule_id')
+            if self.task_type is not None:
+                raise ValueError('BatchProcessMedia has no TaskType: remove task_type from this route')
+            return self
         if (self.schedule_id is None) == (self.tasks is None):
             raise ValueError("give exactly one of schedule_id (an orchestration) or tasks (inline task parameters)")
         return self
+
+    @property
+    def batch(self) -> bool:
+        """True when the route's action is BatchProcessMedia."""
+        return self.api == "BatchProcessMedia"
 
     def matches(self, storage: str, bucket: str, key: str) -> bool:
         """True if an object in ``storage``/``bucket`` under ``key`` satisfies every condition of this route."""
@@ -309,11 +327,11 @@ class Settings(BaseModel):
 
     def s3_input_mode(self, route: Route) -> Literal["storage", "url"]:
         """How MPS reads the route's S3 objects: its ``input`` when set; with ``auto``, by ``url`` when the route
-        writes to COS or has inline tasks MPS cannot run on an AWS-S3 input (:mod:`mps_triggers.constraints`),
-        else from ``storage``."""
+        writes to COS, calls BatchProcessMedia, or has inline tasks MPS cannot run on an AWS-S3 input
+        (:mod:`mps_triggers.constraints`), else from ``storage``."""
         if route.input != "auto":
             return route.input
-        if route.output_storage == "cos":
+        if route.output_storage == "cos" or route.batch:
             return "url"
         bad = unsupported(task_kinds(route.tasks or {}), [*S3_INPUT_TASKS, *self.s3_input_tasks])
         return "url" if bad else "storage"
@@ -503,10 +521,30 @@ def _check_mps_rules(s: Settings, r: Route, rname: str) -> None:
                             "(name-appid) and output_region")
     if r.output_storage == "cos" and r.output_bucket and not _COS_BUCKET.match(r.output_bucket):
         raise ConfigError(f"{rname}.output_bucket", f"{r.output_bucket!r} is not a COS bucket (name-appid)")
+    if r.batch:
+        _check_batch_route(s, r, rname)
     if r.storage == "cos" and s.mps_notify_sqs_queue and not s.mps_notify_url:
         raise ConfigError(f"MPS_NOTIFY_SQS_QUEUE/{rname}",
                           "aws-sqs-notify: MPS sends AWS-SQS callbacks only for AWS-S3 inputs, and this route reads "
                           "COS; set MPS_NOTIFY_URL too (COS tasks are then called back by URL)")
+
+
+def _check_batch_route(s: Settings, r: Route, rname: str) -> None:
+    """BatchProcessMedia's rules (:data:`mps_triggers.constraints.RULES`): inputs by COS or URL, an AWS-SQS callback
+    never fits, and exactly-once needs ARCHIVE_URI for its claims."""
+    if r.input == "storage" and r.storage != "cos":
+        raise ConfigError(f"{rname}.input", "batch-inputs: BatchProcessMedia reads COS objects or URLs, never "
+                                            "AWS-S3: S3 objects go by presigned URL; use \"input\": \"url\" or "
+                                            "\"auto\" (or restrict the route with \"storage\": \"cos\")")
+    if s.mps_notify_sqs_queue and not s.mps_notify_url:
+        raise ConfigError(f"MPS_NOTIFY_SQS_QUEUE/{rname}",
+                          "aws-sqs-notify: MPS sends AWS-SQS callbacks only for AWS-S3 inputs, and BatchProcessMedia "
+                          "reads COS or URL inputs; set MPS_NOTIFY_URL too (its tasks are then called back by URL)")
+    if not s.archive_uri:
+        raise ConfigError(f"ARCHIVE_URI/{rname}",
+                          "batch-claims: BatchProcessMedia has no SessionId, so each object is claimed once under "
+                          "ARCHIVE_URI (claims/...) before it is submitted; set ARCHIVE_URI (the archive the "
+                          "callbacks go to)")
 
 
 def _check_output_overlaps(s: Settings) -> None:

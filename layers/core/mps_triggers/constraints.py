@@ -17,6 +17,8 @@ to it):
 - MPS "Using Amazon S3 Buckets with MPS" (ap-southeast-1 in its walk-through).
 - MPS tutorials: smart subtitles, smart erase, video splitting and horizontal-to-vertical "do not support AWS S3 as an
   input source"; "Off-peak transcoding is only supported for audio/video transcoding nodes".
+- BatchProcessMedia API 2019-06-12: "batch processing tasks for URL video links", smart subtitles only;
+  ``OutputStorage`` "required when InputInfo.Type is URL, currently only COS output"; 20 requests/s; no ``SessionId``.
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ RULES: dict[str, str] = {
     "s3-output-region": "AWS-S3 output only in the input's region (SDK TaskOutputStorage)",
     "url-input-output": "URL input only with an OutputStorage, COS here (ProcessMedia OutputStorage)",
     "url-input-credentials": "a presigned URL only from long-term keys: it dies with temporary ones (AWS SigV4)",
+    "batch-inputs": "BatchProcessMedia inputs by COS or URL, SmartSubtitlesTask only (BatchProcessMedia API)",
+    "batch-url-output": "BatchProcessMedia with URL input only with a COS OutputStorage (BatchProcessMedia API)",
+    "batch-claims": "BatchProcessMedia has no SessionId: exactly once by a claim under ARCHIVE_URI (this project)",
 }
 """Every rule by name: what it allows and where it comes from."""
 
@@ -113,3 +118,21 @@ def check_request(req: dict[str, Any], s3_regions: Iterable[str] = (), s3_tasks:
         if s3_out is not None and s3_out.get("S3Region") != region:
             raise MpsRuleError("s3-output-region", f"the output bucket is in {s3_out.get('S3Region')} and the input "
                                                    f"in {region}: MPS writes AWS-S3 outputs in the input's region")
+
+
+def check_batch_request(req: dict[str, Any]) -> None:
+    """Raise :class:`MpsRuleError` where the BatchProcessMedia parameters ``req`` break a ``batch-*`` rule of
+    :data:`RULES` (or ``aws-sqs-notify``: its inputs are never AWS-S3)."""
+    inputs = req.get("InputInfo") or []
+    kinds = {i.get("Type") for i in inputs}
+    if not inputs or not kinds <= {"COS", "URL"}:
+        raise MpsRuleError("batch-inputs", f"BatchProcessMedia reads COS or URL inputs, not {sorted(map(str, kinds))}")
+    bad = unsupported(task_kinds(req), ["SmartSubtitlesTask"])
+    if bad or "SmartSubtitlesTask" not in req:
+        raise MpsRuleError("batch-inputs", f"BatchProcessMedia runs SmartSubtitlesTask only, not {bad or 'nothing'}")
+    if "URL" in kinds and (req.get("OutputStorage") or {}).get("Type") != "COS":
+        raise MpsRuleError("batch-url-output", "URL input needs a COS OutputStorage: give the route output_storage "
+                                               "\"cos\", output_bucket and output_region")
+    if (req.get("TaskNotifyConfig") or {}).get("NotifyType") == "AWS-SQS":
+        raise MpsRuleError("aws-sqs-notify", "MPS sends AWS-SQS callbacks only for AWS-S3 inputs: configure "
+                                             "MPS_NOTIFY_URL for BatchProcessMedia routes")

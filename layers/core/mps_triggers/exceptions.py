@@ -11,6 +11,7 @@ can tell "the input was wrong" from "the code is wrong"::
     ├── SecretError          a Secrets Manager secret could not be read or lacks a field
     ├── MpsRuleError         the request an object needs breaks a documented MPS rule (permanent; names the rule)
     ├── BatchProcessingError a direct (non-SQS) invocation had failed records; carries each record's error
+    ├── ClaimBusyError       another invocation holds the object's claim (BatchProcessMedia); delivered again later
     ├── storage.StorageError writing an archive object failed
     ├── webhook.WebhookError a chat/webhook push failed (never fails a callback: recorded under push_failed)
     └── mps.MpsError         the MPS API or the transport to it failed (see mps.py)
@@ -81,6 +82,21 @@ class MpsRuleError(MpsTriggersError):
         self.rule = rule
         self.problem = problem
         super().__init__(f"{rule}: {problem}")
+
+
+class ClaimBusyError(MpsTriggersError):
+    """Another invocation holds this object's claim (:mod:`mps_triggers.claims`) and may still be submitting it.
+
+    The record fails so that the platform delivers it again (by then the claim says submitted, or its lease has
+    run out); it is never counted done here, since the holder may fail. ``lease_until`` is UNIX seconds.
+    """
+
+    def __init__(self, session_id: str, lease_until: float, holder: str | None) -> None:
+        self.session_id = session_id
+        self.lease_until = lease_until
+        self.holder = holder
+        super().__init__(f"{session_id} is claimed by invocation {holder or '?'} until {lease_until:.0f} "
+                         f"(UNIX s); delivered again later")
 
 
 class BatchProcessingError(MpsTriggersError):

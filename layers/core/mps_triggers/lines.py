@@ -8,6 +8,10 @@ Callback line (UTF-8, no ASCII escaping except U+2028, U+2029, U+0085 and lone s
      "session_id": "mt1-…", "object": {"storage": "s3", "bucket": "…", "key": "…", "route": "videos"},
      "outputs": ["/mps-output/a_transcode_100030.mp4"], "payload": {…the notification, redacted…}}
 
+A ``BatchTask`` line (BatchProcessMedia) has ``inputs`` too (every input, URLs redacted); its ``task_id`` comes from
+the object's claim (:mod:`mps_triggers.claims`), since the event carries none, and its ``session_id`` from our
+SessionContext.
+
 Push-failed line (a chat digest that could not be delivered; nothing is lost, the callbacks it covers are archived)::
 
     {"id": "…", "event_type": "push_failed", "failed_at": "…Z", "source": {…}, "format": "wecom",
@@ -33,7 +37,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .notifications import NormalizedCallback, normalize
 from .redaction import redact, redact_json
@@ -85,15 +89,20 @@ class ArchiveLine:
 
 
 def build_line(payload: dict[str, Any], source_type: str, source_id: str | None, received_at: float,
-               verified: bool = False) -> ArchiveLine:
+               verified: bool = False, task_id_of: Callable[[str], str | None] | None = None) -> ArchiveLine:
     """Redact ``payload`` (a notification), read its fields and serialize its archive line. ``received_at`` is
     UNIX seconds; ``verified`` says its ``Sign`` was checked (only then does its ``Timestamp`` partition it).
+    ``task_id_of(session_id)`` finds the TaskId of a notification that carries none (``BatchTask``: the claim);
+    it must not raise. A ``BatchTask`` line also has ``inputs``, every input of the batch.
 
     Raises :class:`~mps_triggers.safejson.JsonError` (a ``ValueError``) for a payload nested deeper than 64 levels,
     ``ValueError`` for a value JSON cannot carry. Never raises for an odd but JSON-shaped notification.
     """
     clean, payload_text = redact_json(payload)  # serialized once: hashed for the id and embedded in the line
     normalized = normalize(clean)
+    if normalized.task_id is None and normalized.session_id and task_id_of is not None \
+            and normalized.event_type == "BatchTask":
+        normalized.task_id = task_id_of(normalized.session_id)
     lid = hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
     doc = {
         "id": lid,
@@ -108,6 +117,8 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
         "object": normalized.source_object,
         "outputs": normalized.outputs,
     }
+    if normalized.inputs is not None:
+        doc["inputs"] = normalized.inputs
     if normalized.parse_error:
         doc["parse_error"] = normalized.parse_error
     head = dumps(doc)

@@ -8,9 +8,10 @@ dependency: importing it costs 0.2–1.3 s of cold start to send one POST.
 Errors (one base, families with their own base, the API's ``Error.Code`` and transport errors mapped in exactly
 one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines are :mod:`mps_triggers.retries`)::
 
-    MpsError                              code, message, request_id, http_status
+    MpsError                              code, message, request_id, http_status, maybe_processed
     ├── MpsTransientError                 worth retrying
     │   ├── MpsThrottlingError            RequestLimitExceeded*, LimitExceeded.CreateTask, HTTP 429
+    │   │   └── MpsBatchThrottlingError   the same, answered to BatchProcessMedia (20 requests/s of its own)
     │   ├── MpsServerError                InternalError*, ResourceUnavailable*, FailedOperation.NetWorkError, HTTP 5xx,
     │   │                                 InvalidResponse (not an API 3.0 answer, or neither TaskId nor Error)
     │   └── MpsNetworkError               connection refused/reset/dropped, TLS, DNS
@@ -21,6 +22,11 @@ one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines ar
     │   ├── MpsInvalidRequestError        InvalidParameter*, MissingParameter*, UnknownParameter*, ...
     │   └── MpsAccountError               ResourceNotFound*, FailedOperation.* (InvalidMpsUser, UserArrears, ...)
     └── MpsDuplicateSessionError          InvalidParameterValue.SessionId: already submitted within 3 days
+
+``maybe_processed`` is True when the request may have reached MPS and been acted on without its answer arriving
+(a read timeout, a connection lost after sending, HTTP 5xx, an unreadable answer). ProcessMedia retries those
+safely under its SessionId; BatchProcessMedia has none, so :meth:`MpsClient.batch_process_media` never retries them
+and its caller keeps the claim (:mod:`mps_triggers.claims`).
 """
 from __future__ import annotations
 
@@ -35,12 +41,18 @@ from typing import Any, Callable
 
 from .exceptions import MpsTriggersError
 from .redaction import scrub
-from .retries import Retry, RetryPolicy, retry
+from .retries import RateLimiter, Retry, RetryPolicy, retry
 from .safejson import JsonError, loads
 
 SERVICE = "mps"
 VERSION = "2019-06-12"
 CONTENT_TYPE = "application/json"
+BATCH_PROCESS_MEDIA = "BatchProcessMedia"
+BATCH_REQUESTS_PER_SECOND = 20.0
+"""BatchProcessMedia's documented limit (API 2019-06-12: "a maximum of 20 requests can be initiated per second")."""
+BATCH_PACE = 0.9 * BATCH_REQUESTS_PER_SECOND
+"""Requests/s one client sends BatchProcessMedia at: under the limit by enough that network jitter (21 requests
+then span 1.11 s) does not put a 21st into MPS's one-second window."""
 
 
 # --- errors ------------------------------------------------------------------------------------------------------
@@ -48,11 +60,13 @@ CONTENT_TYPE = "application/json"
 class MpsError(MpsTriggersError):
     """Base of every MPS API or transport failure. ``code`` is the API's ``Error.Code`` (or a transport label)."""
 
-    def __init__(self, code: str, message: str, request_id: str | None = None, http_status: int | None = None):
+    def __init__(self, code: str, message: str, request_id: str | None = None, http_status: int | None = None,
+                 maybe_processed: bool = False):
         self.code = code
         self.message = message
         self.request_id = request_id
         self.http_status = http_status
+        self.maybe_processed = maybe_processed
         super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
 
 
@@ -62,6 +76,11 @@ class MpsTransientError(MpsError):
 
 class MpsThrottlingError(MpsTransientError):
     """MPS refused the request for rate (ProcessMedia allows 100 requests/s per account)."""
+
+
+class MpsBatchThrottlingError(MpsThrottlingError):
+    """MPS refused a BatchProcessMedia request for rate: that API allows 20 requests/s, apart from ProcessMedia's
+    100 (BatchProcessMedia API 2019-06-12); retried with :data:`BATCH_RETRY`'s longer backoff."""
 
 
 class MpsServerError(MpsTransientError):
@@ -118,8 +137,9 @@ _PERMANENT_PREFIXES: tuple[tuple[str, type[MpsError]], ...] = (
 )
 
 
-def map_error(code: str, message: str, request_id: str | None = None, http_status: int | None = None) -> MpsError:
-    """Translate an API ``Error.Code`` into the MpsError class that says what to do about it.
+def map_error(code: str, message: str, request_id: str | None = None, http_status: int | None = None,
+              action: str = "ProcessMedia") -> MpsError:
+    """Translate an API ``Error.Code`` (answered to ``action``) into the MpsError class that says what to do about it.
 
     Codes not listed are treated as permanent (fail at once, the code in the log): the record then goes back to
     its queue and to the DLQ after ``maxReceiveCount`` receives, where nothing is lost.
@@ -129,6 +149,8 @@ def map_error(code: str, message: str, request_id: str | None = None, http_statu
     for table in (_TRANSIENT_PREFIXES, _PERMANENT_PREFIXES):
         for prefix, cls in table:
             if code.startswith(prefix):  # "InvalidParameter" covers InvalidParameterValue.*, as the API's families do
+                if cls is MpsThrottlingError and action == BATCH_PROCESS_MEDIA:
+                    cls = MpsBatchThrottlingError
                 return cls(code, message, request_id, http_status)
     return MpsPermanentError(code, message, request_id, http_status)
 
@@ -173,6 +195,10 @@ def tc3_headers(secret_id: str, secret_key: str, host: str, action: str, payload
 
 
 # --- client -------------------------------------------------------------------------------------------------------
+
+BATCH_RETRY = RetryPolicy(max_attempts=4, base=0.25, cap=4.0, max_throttled_attempts=12, min_attempt=0.2)
+"""BatchProcessMedia's backoff: a fifth of ProcessMedia's rate, so throttled retries wait longer (0.25 s doubling
+to 4 s, full jitter) and give up sooner (the record is delivered again; nothing was submitted)."""
 
 @dataclass(frozen=True)
 class Credentials:
@@ -229,6 +255,7 @@ class MpsClient:
         self._credentials = credentials
         self._credentials_lock = threading.Lock()
         self._http = BudgetedClient(self.url, max_connections=max_connections)
+        self._pacers: dict[str, RateLimiter] = {}
 
     def credentials(self) -> Credentials:
         """The credentials, resolving a provider once (thread-safe: the batch's worker threads share the client)."""
@@ -250,14 +277,42 @@ class MpsClient:
         """
         return self.call("ProcessMedia", request, deadline, require="TaskId")
 
+    def batch_process_media(self, request: dict[str, Any], deadline: float | None = None) -> CallResult:
+        """Call BatchProcessMedia (API 2019-06-12: ``InputInfo`` list, ``SmartSubtitlesTask``, 20 requests/s).
+        Returns the ``Response`` (``TaskId``, a ``…-BatchTask-…`` id).
+
+        The request has no SessionId, so a repeat would be a second task: paced to
+        :data:`BATCH_PACE` per client, retried under :data:`BATCH_RETRY` only where MPS surely did
+        not act (throttling and other answered errors, a connection never made), never after a failure with
+        ``maybe_processed``. Raises an :class:`MpsError` subclass (:class:`MpsBatchThrottlingError` for rate).
+        """
+        return self.call(BATCH_PROCESS_MEDIA, request, deadline, require="TaskId", idempotent=False)
+
     def call(self, action: str, params: dict[str, Any], deadline: float | None = None,
-             require: str | None = None) -> CallResult:
+             require: str | None = None, idempotent: bool = True) -> CallResult:
         """Send one API action with retries on transient errors. ``require`` names a field the ``Response`` must
-        carry as a non-empty string (else the answer counts as a transient ``InvalidResponse``)."""
+        carry as a non-empty string (else the answer counts as a transient ``InvalidResponse``). A call that is not
+        ``idempotent`` is never retried after an error with ``maybe_processed``, is paced by the action's own
+        limiter and uses :data:`BATCH_RETRY`."""
         payload = json.dumps(params, separators=(",", ":")).encode("ascii")
-        done = retry(lambda: self._send(action, payload, deadline, require), _classify, self.retry, deadline,
-                     label=lambda exc: getattr(exc, "code", type(exc).__name__))
+        policy, classify, pace = self.retry, _classify, None
+        if not idempotent:
+            policy, classify, pace = BATCH_RETRY, _classify_once, self._pacer(action)
+
+        def attempt() -> dict[str, Any]:
+            if pace is not None and not pace.acquire(deadline):
+                raise MpsTimeoutError("DeadlineReached", f"not sent: no {action} slot before the invocation's deadline")
+            return self._send(action, payload, deadline, require)
+
+        done = retry(attempt, classify, policy, deadline, label=lambda exc: getattr(exc, "code", type(exc).__name__))
         return CallResult(done.value, done.count, done.retried)
+
+    def _pacer(self, action: str) -> RateLimiter:
+        with self._credentials_lock:
+            pacer = self._pacers.get(action)
+            if pacer is None:
+                pacer = self._pacers[action] = RateLimiter(BATCH_PACE)
+            return pacer
 
     def _send(self, action: str, payload: bytes, deadline: float | None, require: str | None) -> dict[str, Any]:
         """One signed POST. Every transport and API failure is mapped into MpsError here, and only here. No text
@@ -271,33 +326,42 @@ class MpsClient:
                               region=self.region, token=creds.token)
         try:
             resp = self._http.post(self.url, content=payload, headers=headers, budget=budget)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # no connection: nothing was sent
+            raise MpsTimeoutError("Timeout", f"not connected within {budget:.1f} s ({type(exc).__name__})") from None
         except httpx.TimeoutException as exc:
-            raise MpsTimeoutError("Timeout", f"no complete answer within {budget:.1f} s ({type(exc).__name__})") \
-                from None
+            raise MpsTimeoutError("Timeout", f"no complete answer within {budget:.1f} s ({type(exc).__name__})",
+                                  maybe_processed=True) from None
+        except httpx.ConnectError as exc:
+            raise MpsNetworkError("ConnectError", f"{type(exc).__name__}: {scrub(str(exc))[:200]}") from None
         except httpx.TransportError as exc:
-            raise MpsNetworkError("NetworkError", f"{type(exc).__name__}: {scrub(str(exc))[:200]}") from None
+            raise MpsNetworkError("NetworkError", f"{type(exc).__name__}: {scrub(str(exc))[:200]}",
+                                  maybe_processed=True) from None
         status = resp.status_code
         if status == 429:
-            raise MpsThrottlingError("HTTP429", "HTTP 429 Too Many Requests", http_status=429)
+            cls = MpsBatchThrottlingError if action == BATCH_PROCESS_MEDIA else MpsThrottlingError
+            raise cls("HTTP429", "HTTP 429 Too Many Requests", http_status=429)
         if status >= 500:
-            raise MpsServerError(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", http_status=status)
+            raise MpsServerError(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", http_status=status,
+                                 maybe_processed=True)
         try:
             response = loads(resp.content).get("Response")
         except (JsonError, AttributeError):
             response = None
         if not isinstance(response, dict):
             raise MpsServerError("InvalidResponse", f"HTTP {status}: the answer is not an API 3.0 JSON document "
-                                                    f"({len(resp.content)} bytes, not shown)", http_status=status)
+                                                    f"({len(resp.content)} bytes, not shown)", http_status=status,
+                                 maybe_processed=True)
         request_id = response.get("RequestId") if isinstance(response.get("RequestId"), str) else None
         error = response.get("Error")
         if isinstance(error, dict) and error:
             code, message = error.get("Code"), error.get("Message")
             raise map_error(code[:100] if isinstance(code, str) and code else "Unknown",
-                            scrub(message)[:500] if isinstance(message, str) else "", request_id, status)
+                            scrub(message)[:500] if isinstance(message, str) else "", request_id, status, action)
         if status != 200:
-            raise map_error(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", request_id, status)
+            raise map_error(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", request_id, status, action)
         if require and not (isinstance(response.get(require), str) and response[require]):
-            raise MpsServerError("InvalidResponse", f"the answer has neither Error nor {require}", request_id, status)
+            raise MpsServerError("InvalidResponse", f"the answer has neither Error nor {require}", request_id, status,
+                                 maybe_processed=True)
         return response
 
 
@@ -311,3 +375,11 @@ def _classify(exc: Exception, retried: tuple[str, ...]) -> Retry:
     if isinstance(exc, MpsAuthError) and exc.code == "AuthFailure.SignatureExpire" and exc.code not in retried:
         return Retry.AGAIN
     return Retry.FAIL
+
+
+def _classify_once(exc: Exception, retried: tuple[str, ...]) -> Retry:
+    """:func:`_classify` for a request without a SessionId: an error after which MPS may have acted on it
+    (``maybe_processed``) is never retried, since a second request would be a second task."""
+    if getattr(exc, "maybe_processed", False):
+        return Retry.FAIL
+    return _classify(exc, retried)

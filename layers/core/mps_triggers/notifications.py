@@ -5,6 +5,13 @@ Notification (MPS ``ParseNotification`` output, API 2019-06-12): ``EventType`` (
 ``Timestamp`` and ``Sign``. Models are lenient: MPS adds fields, unknown EventTypes are kept raw, never rejected;
 :func:`normalize` never raises on a JSON object (an unreadable one gets ``parse_error``).
 
+``BatchTask`` events (BatchProcessMedia) follow the SDK's ``BatchSubTaskResult``: ``InputInfos``, ``Metadatas`` and
+``SmartSubtitlesTaskResult{Input, Outputs[{Status, ErrCodeExt, Message, Progress, AsrFullTextTask, TransTextTask}]}``;
+they carry neither TaskId nor a task status, and an empty ``SessionId``. Normalized: ``status`` is ``PROCESSING``
+while an output is WAITING or PROCESSING, else ``FINISH`` (the statuses of DescribeBatchTaskDetail), ``failed`` when
+an output FAILed, ``session_id`` from our SessionContext (``"s"``), ``inputs`` from ``InputInfos``; ``task_id`` is
+whatever the event carries, else None (the archive job looks it up in the claim, :mod:`mps_triggers.claims`).
+
 Example::
 
     n = normalize(doc)     # NormalizedCallback(event_type="ScheduleTask", task_id="…", status="FINISH", ...)
@@ -17,7 +24,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .safejson import to_int
-from .session import read_session_context
+from .session import is_session_id, read_session_context
 
 # Keys under which MPS puts the event of each EventType (ParseNotificationResponse).
 EVENT_KEYS = {"WorkflowTask": "WorkflowTaskEvent", "ScheduleTask": "ScheduleTaskEvent",
@@ -104,6 +111,34 @@ class TaskEvent(_Lenient):
                 yield name, SubtaskResult.model_validate(value)
 
 
+class BatchTaskEvent(_Lenient):
+    """``BatchTaskEvent`` (SDK ``BatchSubTaskResult``); ``TaskId``/``Status`` are read if MPS ever adds them."""
+
+    TaskId: str | None = None
+    Status: str | None = None
+    InputInfos: list[dict[str, Any]] | None = None
+    SmartSubtitlesTaskResult: dict[str, Any] | None = None
+
+    def subtasks(self) -> Iterator[tuple[str, SubtaskResult]]:
+        """Each output of the smart subtitle result (SDK ``SmartSubtitleTaskBatchOutput``), as a subtask whose
+        ``Output`` is the output itself (its ``AsrFullTextTask``/``TransTextTask`` hold the subtitle paths)."""
+        outputs = (self.SmartSubtitlesTaskResult or {}).get("Outputs")
+        for i, out in enumerate(outputs if isinstance(outputs, list) else []):
+            if isinstance(out, dict):
+                sub = SubtaskResult.model_validate({**out, "Output": {k: v for k, v in out.items()
+                                                                     if k.endswith("Task")}})
+                yield f"SmartSubtitles:Outputs[{i}]", sub
+
+    @property
+    def status(self) -> str | None:
+        if self.Status:
+            return self.Status
+        statuses = [(sub.Status or "").upper() for _, sub in self.subtasks()]
+        if not statuses:
+            return None
+        return "PROCESSING" if any(s in ("WAITING", "PROCESSING") for s in statuses) else "FINISH"
+
+
 class Notification(_Lenient):
     """ParseNotification's output: the body MPS POSTs to NotifyUrl, sends to AWS-SQS or hands the MPS trigger."""
 
@@ -127,6 +162,7 @@ class NormalizedCallback:
     source_object: dict[str, Any] | None
     outputs: list[str]
     parse_error: str | None = None
+    inputs: list[dict[str, Any]] | None = None  # BatchTask: every input of the batch (InputInfos)
 
 
 def normalize(doc: dict[str, Any]) -> NormalizedCallback:
@@ -154,6 +190,8 @@ def _describe(exc: ValueError) -> str:
 def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
     note = Notification.model_validate(doc)
     raw_event = doc.get(EVENT_KEYS.get(event_type, f"{event_type}Event"))
+    if event_type == "BatchTask":
+        return _normalize_batch(note, raw_event)
     event = TaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else None
     failed_subtasks: list[dict[str, Any]] = []
     outputs: list[str] = []
@@ -184,6 +222,25 @@ def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
     )
 
 
+def _normalize_batch(note: Notification, raw_event: Any) -> NormalizedCallback:
+    event = BatchTaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else BatchTaskEvent()
+    failed_subtasks: list[dict[str, Any]] = []
+    outputs: list[str] = []
+    for kind, sub in event.subtasks():
+        if sub.failed:
+            failed_subtasks.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode, "message": sub.Message})
+        else:
+            outputs.extend(_paths(sub.Output))
+    inputs = [source_object(None, i) for i in event.InputInfos or [] if isinstance(i, dict)]
+    ctx = read_session_context(note.SessionContext)
+    sid = note.SessionId or (ctx.get("s") if ctx and is_session_id(ctx.get("s")) else None)
+    return NormalizedCallback(
+        event_type="BatchTask", task_id=event.TaskId, status=event.status, failed=bool(failed_subtasks),
+        error={"subtasks": failed_subtasks} if failed_subtasks else None, session_id=sid or None,
+        source_object=source_object(note.SessionContext, (event.InputInfos or [None])[0]),
+        outputs=list(dict.fromkeys(outputs)), inputs=[i for i in inputs if i is not None])
+
+
 def _task_id_fallback(doc: dict[str, Any]) -> str | None:
     for value in doc.values():
         if isinstance(value, dict) and isinstance(value.get("TaskId"), str):
@@ -191,7 +248,7 @@ def _task_id_fallback(doc: dict[str, Any]) -> str | None:
     return doc.get("TaskId") if isinstance(doc.get("TaskId"), str) else None
 
 
-def source_object(session_context: str | None, input_info: dict[str, Any] | None) -> dict[str, Any] | None:
+def source_object(session_context: str | None, input_info: Any) -> dict[str, Any] | None:
     """The submitted object: from our SessionContext when it is ours, else from the task's InputInfo."""
     ctx = read_session_context(session_context)
     if ctx:
@@ -199,7 +256,7 @@ def source_object(session_context: str | None, input_info: dict[str, Any] | None
         if ctx.get("kt"):
             out["key_truncated"], out["key_sha256_16"] = True, ctx.get("kh")
         return out
-    info = input_info or {}
+    info = input_info if isinstance(input_info, dict) else {}
     if isinstance(info.get("CosInputInfo"), dict):
         c = info["CosInputInfo"]
         return {"storage": "cos", "bucket": c.get("Bucket"), "key": str(c.get("Object") or "").lstrip("/"),

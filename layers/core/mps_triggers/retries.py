@@ -88,6 +88,35 @@ def retry(attempt: Callable[[], T], classify: Callable[[Exception, tuple[str, ..
             time.sleep(wait)
 
 
+class RateLimiter:
+    """Spaces calls at most ``rate`` per second for one container (thread-safe): each :meth:`acquire` takes the next
+    free slot, ``1 / rate`` seconds after the previous one, and sleeps until it.
+
+    A container alone cannot exceed a documented API limit this way; the fleet can, and its throttled requests are
+    retried with backoff.
+    """
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self, deadline: float | None = None) -> bool:
+        """Wait for a slot; False (and no slot taken) when the slot would come after ``deadline``
+        (``time.monotonic()``)."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            if deadline is not None and slot > deadline:
+                return False
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+        return True
+
+
 def call_within(func: Callable[[], T], timeout: float, what: str = "call") -> T:
     """Run ``func`` on a helper thread and wait at most ``timeout`` seconds for it.
 

@@ -1,4 +1,4 @@
-"""Rules → ProcessMedia request; the runtime recursion guard. (SessionId and SessionContext: :mod:`.session`.)
+"""Rules → ProcessMedia (or BatchProcessMedia) request; the runtime recursion guard. (SessionId and SessionContext: :mod:`.session`.)
 
 Source: ProcessMedia API 2019-06-12 (``InputInfo``/``MediaInputInfo``, ``OutputStorage``/``TaskOutputStorage``,
 ``OutputDir``, ``ScheduleId``, ``TaskNotifyConfig``, ``TasksPriority``, ``SessionId`` ≤ 50 characters,
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import Route, Settings
-from .constraints import check_request
+from .constraints import check_batch_request, check_request
 from .exceptions import MpsRuleError
 from .logs import log
 from .outputs import FILE_NAME_ALLOWANCE, MAX_OUTPUT_KEY_BYTES, PathValues, render_task_paths
@@ -57,8 +57,10 @@ class Submission:
     _settings: Settings
 
     def request(self, s3: S3Credentials | None = None) -> dict[str, Any]:
-        """The ProcessMedia parameters. ``s3`` credentials are required for S3 inputs (ValueError otherwise)."""
-        return build_request(self.obj, self.route, self._settings, self.session_id, self.session_context, s3)
+        """The route's action's parameters (ProcessMedia, or BatchProcessMedia for a batch route). ``s3``
+        credentials are required for S3 inputs (ValueError otherwise)."""
+        build = build_batch_request if self.route.batch else build_request
+        return build(self.obj, self.route, self._settings, self.session_id, self.session_context, s3)
 
 
 class Router:
@@ -83,7 +85,10 @@ class Router:
                 return Skip(f"recursion guard: under {g.setting} ({g.bucket or '<input bucket>'}/{g.prefix})")
         for route in self.routes:
             if route.matches(obj.storage, obj.bucket, obj.key):
-                return Submission(obj, route, session_id(obj), session_context(obj, route.name), self.settings)
+                sid = session_id(obj)
+                # BatchProcessMedia has no SessionId: the callback finds it in the SessionContext instead
+                context = session_context(obj, route.name, sid if route.batch else None)
+                return Submission(obj, route, sid, context, self.settings)
         return Skip("no route matches")
 
 
@@ -100,50 +105,19 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
     inline tasks' ``…ObjectPath``/``…ObjectName`` are rendered too. Raises
     :class:`~mps_triggers.exceptions.MpsRuleError` when the request breaks a rule of :mod:`mps_triggers.constraints`.
     """
-    out_bucket = settings.output_bucket_for(route) or obj.bucket
-    out_region = route.output_region or settings.mps_output_region or obj.region
     mode = input_mode(obj, route, settings)
-    if obj.storage == "cos":
-        input_info: dict[str, Any] = {"Type": "COS", "CosInputInfo": {
-            "Bucket": obj.bucket, "Region": obj.region, "Object": "/" + obj.key}}
-        output: dict[str, Any] = {"Type": "COS", "CosOutputStorage": {"Bucket": out_bucket, "Region": out_region}}
-    elif s3 is None:
-        raise ValueError("S3 inputs need the S3 credentials MPS reads with (MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY "
-                         "or MPS_S3_CREDENTIALS_SECRET_ARN)")
-    elif mode == "url":
-        if route.output_storage != "cos" or not route.output_bucket or not route.output_region:
-            raise MpsRuleError("url-input-output", f"MPS reads this S3 object through a URL (its tasks cannot read "
-                                                   f"AWS-S3), and URL input needs a COS OutputStorage: give route "
-                                                   f"{route.name!r} output_storage \"cos\", output_bucket and "
-                                                   f"output_region")
-        from .presign import URL_EXPIRES_OFFLINE, URL_EXPIRES_ONLINE, presigned_get
-        offline = (route.task_type or settings.mps_task_type) == "Offline"
-        url = presigned_get(obj, s3, URL_EXPIRES_OFFLINE if offline else URL_EXPIRES_ONLINE)
-        input_info = {"Type": "URL", "UrlInputInfo": {"Url": url}}
-        output = {"Type": "COS", "CosOutputStorage": {"Bucket": route.output_bucket, "Region": route.output_region}}
-    else:
-        input_info = {"Type": "AWS-S3", "S3InputInfo": {
-            "S3Bucket": obj.bucket, "S3Region": obj.region, "S3Object": obj.key,
-            "S3SecretId": s3.secret_id, "S3SecretKey": s3.secret_key}}
-        output = {"Type": "AWS-S3", "S3OutputStorage": {
-            "S3Bucket": out_bucket, "S3Region": out_region, "S3SecretId": s3.secret_id, "S3SecretKey": s3.secret_key}}
+    input_info, output = source_and_output(obj, route, settings, mode, s3)
     values = PathValues.of(obj, route.name, sid)
-    out_dir = output_dir(obj, route, settings, values)
     req: dict[str, Any] = {
         "InputInfo": input_info,
         "OutputStorage": output,
-        "OutputDir": out_dir,
+        "OutputDir": output_dir(obj, route, settings, values),
     }
     if route.schedule_id is not None:
         req["ScheduleId"] = route.schedule_id
     else:
         req.update(render_task_paths(route.tasks or {}, values))  # a deep copy: requests never share mutable config
-    notify = task_notify_config(settings, s3, obj, mode)
-    if notify:
-        req["TaskNotifyConfig"] = notify
-    priority = route.tasks_priority if route.tasks_priority is not None else settings.mps_tasks_priority
-    if priority is not None:
-        req["TasksPriority"] = priority
+    _add_notify_and_priority(req, obj, route, settings, s3, mode)
     task_type = route.task_type or settings.mps_task_type
     if task_type:
         req["TaskType"] = task_type
@@ -151,6 +125,75 @@ def build_request(obj: UploadedObject, route: Route, settings: Settings, sid: st
     req["SessionContext"] = context
     check_request(req, settings.s3_regions, settings.s3_input_tasks)
     return req
+
+
+def build_batch_request(obj: UploadedObject, route: Route, settings: Settings, sid: str, context: str,
+                        s3: S3Credentials | None = None) -> dict[str, Any]:
+    """Build BatchProcessMedia parameters (API 2019-06-12) for ``obj`` under a ``"api": "BatchProcessMedia"`` route.
+
+    One object per request: ``InputInfo`` is a one-element list, COS (``/key``) for COS objects, a presigned URL
+    for S3 objects (``s3`` credentials required), with the COS ``OutputStorage`` the API requires for URL input;
+    ``OutputDir`` and ``SmartSubtitlesTask`` paths as for ProcessMedia, ``TaskNotifyConfig`` (URL: AWS-SQS is for
+    AWS-S3 inputs), ``TasksPriority``, and ``SessionContext`` carrying the SessionId (the API has no SessionId
+    parameter; exactly-once comes from :mod:`mps_triggers.claims`). Raises
+    :class:`~mps_triggers.exceptions.MpsRuleError` for a ``batch-*`` rule of :mod:`mps_triggers.constraints`.
+    """
+    mode = input_mode(obj, route, settings)
+    if obj.storage == "s3" and mode != "url":
+        raise MpsRuleError("batch-inputs", "BatchProcessMedia reads S3 objects by presigned URL only: give route "
+                                           f"{route.name!r} \"input\": \"url\" or \"auto\"")
+    input_info, output = source_and_output(obj, route, settings, mode, s3)
+    values = PathValues.of(obj, route.name, sid)
+    req: dict[str, Any] = {"InputInfo": [input_info], "OutputStorage": output,
+                           "OutputDir": output_dir(obj, route, settings, values)}
+    req.update(render_task_paths(route.tasks or {}, values))
+    _add_notify_and_priority(req, obj, route, settings, s3, mode)
+    req["SessionContext"] = context
+    check_batch_request(req)
+    return req
+
+
+def _add_notify_and_priority(req: dict[str, Any], obj: UploadedObject, route: Route, settings: Settings,
+                             s3: S3Credentials | None, mode: str) -> None:
+    """``TaskNotifyConfig`` (:func:`task_notify_config`) and ``TasksPriority`` (the route's, else the setting's)."""
+    notify = task_notify_config(settings, s3, obj, mode)
+    if notify:
+        req["TaskNotifyConfig"] = notify
+    priority = route.tasks_priority if route.tasks_priority is not None else settings.mps_tasks_priority
+    if priority is not None:
+        req["TasksPriority"] = priority
+
+
+def source_and_output(obj: UploadedObject, route: Route, settings: Settings, mode: str,
+                      s3: S3Credentials | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(InputInfo, OutputStorage)`` of ``obj``: COS from COS; from S3 either AWS-S3 (``mode`` "storage", with the
+    ``s3`` key) or a presigned URL (``mode`` "url") with the route's COS output. Raises ValueError without S3
+    credentials for an S3 object, MpsRuleError ``url-input-output`` for URL input without a COS output."""
+    out_bucket = settings.output_bucket_for(route) or obj.bucket
+    out_region = route.output_region or settings.mps_output_region or obj.region
+    if obj.storage == "cos":
+        return ({"Type": "COS", "CosInputInfo": {"Bucket": obj.bucket, "Region": obj.region, "Object": "/" + obj.key}},
+                {"Type": "COS", "CosOutputStorage": {"Bucket": out_bucket, "Region": out_region}})
+    if s3 is None:
+        raise ValueError("S3 inputs need the S3 credentials MPS reads with (MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY "
+                         "or MPS_S3_CREDENTIALS_SECRET_ARN)")
+    if mode == "url":
+        if route.output_storage != "cos" or not route.output_bucket or not route.output_region:
+            raise MpsRuleError("url-input-output", f"MPS reads this S3 object through a URL (its tasks cannot read "
+                                                   f"AWS-S3), and URL input needs a COS OutputStorage: give route "
+                                                   f"{route.name!r} output_storage \"cos\", output_bucket and "
+                                                   f"output_region")
+        from .presign import URL_EXPIRES_OFFLINE, URL_EXPIRES_ONLINE, presigned_get
+        offline = (route.task_type or settings.mps_task_type) == "Offline" and not route.batch
+        url = presigned_get(obj, s3, URL_EXPIRES_OFFLINE if offline else URL_EXPIRES_ONLINE)
+        return ({"Type": "URL", "UrlInputInfo": {"Url": url}},
+                {"Type": "COS", "CosOutputStorage": {"Bucket": route.output_bucket, "Region": route.output_region}})
+    return ({"Type": "AWS-S3", "S3InputInfo": {
+                "S3Bucket": obj.bucket, "S3Region": obj.region, "S3Object": obj.key,
+                "S3SecretId": s3.secret_id, "S3SecretKey": s3.secret_key}},
+            {"Type": "AWS-S3", "S3OutputStorage": {
+                "S3Bucket": out_bucket, "S3Region": out_region, "S3SecretId": s3.secret_id,
+                "S3SecretKey": s3.secret_key}})
 
 
 def output_dir(obj: UploadedObject, route: Route, settings: Settings, values: PathValues) -> str:

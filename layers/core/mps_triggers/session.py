@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from .safejson import JsonError, loads
 from .uploads import UploadedObject
 
 SESSION_ID_PREFIX = "mt1-"
+_SESSION_ID = re.compile(r"^mt1-[0-9a-f]{40}$")
 SESSION_CONTEXT_LIMIT = 1000
 
 
@@ -35,13 +37,21 @@ def session_id(obj: UploadedObject) -> str:
     return SESSION_ID_PREFIX + hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
-def session_context(obj: UploadedObject, route: str) -> str:
+def is_session_id(value: Any) -> bool:
+    """True for a SessionId of :func:`session_id`'s form (``mt1-`` + 40 hex): safe in an object key."""
+    return isinstance(value, str) and _SESSION_ID.match(value) is not None
+
+
+def session_context(obj: UploadedObject, route: str, sid: str | None = None) -> str:
     """Compact JSON (≤ 1000 UTF-8 bytes) naming the source object and route; MPS echoes it in every callback.
 
-    Shape: ``{"v":1,"src":"s3","b":"bucket","k":"key","r":"route"}``. A key too long to fit is cut, and
+    Shape: ``{"v":1,"src":"s3","b":"bucket","k":"key","r":"route"}``, plus ``"s": sid`` when given (requests
+    without a SessionId parameter, BatchProcessMedia, carry it here). A key too long to fit is cut, and
     ``"kh"`` (sha256 of the full key, 16 hex) plus ``"kt":1`` mark the cut so the archive can still match it.
     """
     doc: dict[str, Any] = {"v": 1, "src": obj.storage, "b": obj.bucket, "k": obj.key, "r": route}
+    if sid:
+        doc["s"] = sid
     text = _compact(doc)
     if len(text.encode("utf-8")) <= SESSION_CONTEXT_LIMIT:
         return text

@@ -7,19 +7,27 @@ Local endpoints: boto3 honours the standard ``AWS_ENDPOINT_URL``; ``COS_ENDPOINT
 points the COS client at a local server while keeping the real virtual-host ``Host`` header (CosConfig ``IP``/
 ``Port``/``Scheme``), which is how the local stack serves COS buckets from moto.
 
-Every SDK failure surfaces as :class:`StorageError` (translated in each backend's ``put``).
+Every SDK failure surfaces as :class:`StorageError` (translated in each backend's methods).
+
+Besides ``put`` (overwrite), each store has ``get`` (None when the key does not exist) and ``create`` (write only if
+the key does not exist; False when it does), the conditional PUT that claims (:mod:`mps_triggers.claims`) are made
+of: S3 ``If-None-Match: *`` (S3 user guide "Conditional writes": 412 PreconditionFailed when the key exists, 409
+ConditionalRequestConflict while another conditional write of it is in flight) and COS
+``x-cos-forbid-overwrite: true`` (COS API "PUT Object": 409 FileAlreadyExists; it has no effect in a bucket whose
+versioning was ever enabled, so ``create`` refuses such a bucket).
 """
 from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from .exceptions import MpsTriggersError
 from .redaction import scrub
 
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
+CLAIM_CONTENT_TYPE = "application/json"
 
 
 class StorageError(MpsTriggersError):
@@ -34,6 +42,17 @@ class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
 
+class ConditionalStore(ObjectStore, Protocol):
+    """A store that can also read an object and create one only if its key is free (claims)."""
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None when ``key`` does not exist. Raises StorageError."""
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write ``data`` under ``key`` only if no object has that key: True when written, False when the key
+        exists (or another conditional write of it is in flight). Raises StorageError."""
+
+
 class S3Store:
     """An S3 bucket through boto3 (the Lambda runtime's). ``region`` None lets boto3 decide (AWS_REGION)."""
 
@@ -42,6 +61,7 @@ class S3Store:
         from botocore.config import Config
 
         self.bucket = bucket
+        self._conditional: tuple[Any, dict[str, str]] | None = None
         self._client = boto3.client("s3", region_name=region,
                                     config=Config(retries={"mode": "standard", "max_attempts": 3},
                                                   connect_timeout=5, read_timeout=20))
@@ -50,7 +70,44 @@ class S3Store:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPE)
         except Exception as exc:  # botocore ClientError, EndpointConnectionError, ...: one place to translate
-            raise StorageError(f"s3://{self.bucket}/{key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
+            raise self._error(key, exc) from None
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if _s3_code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self._error(key, exc) from None
+
+    def create(self, key: str, data: bytes) -> bool:
+        client, params = self._creator()
+        try:
+            client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CLAIM_CONTENT_TYPE, **params)
+        except Exception as exc:
+            if _s3_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise self._error(key, exc) from None
+        return True
+
+    def _creator(self) -> tuple[Any, dict[str, str]]:
+        """The client and parameters of a conditional create: ``IfNoneMatch="*"`` where this botocore knows the
+        parameter (1.35 on); with an older boto3 (a Lambda runtime's), a second client whose every PutObject gets the
+        ``If-None-Match: *`` header from an event hook."""
+        if self._conditional is None:
+            members = self._client.meta.service_model.operation_model("PutObject").input_shape.members
+            if "IfNoneMatch" in members:
+                self._conditional = (self._client, {"IfNoneMatch": "*"})
+            else:
+                import boto3
+
+                creator = boto3.client("s3", region_name=self._client.meta.region_name, config=self._client.meta.config)
+                creator.meta.events.register("before-sign.s3.PutObject", _add_if_none_match)
+                self._conditional = (creator, {})
+        return self._conditional
+
+    def _error(self, key: str, exc: Exception) -> StorageError:
+        return StorageError(f"s3://{self.bucket}/{key}: {type(exc).__name__}: {scrub(str(exc))[:300]}")
 
 
 class CosStore:
@@ -61,6 +118,7 @@ class CosStore:
         from qcloud_cos import CosConfig, CosS3Client
 
         self.bucket = bucket
+        self._versioning: str | None = None
         kwargs: dict = {"Region": region, "SecretId": secret_id, "SecretKey": secret_key, "Token": token,
                         "Scheme": "https", "Timeout": 20}
         if endpoint_url:
@@ -72,7 +130,66 @@ class CosStore:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPE)
         except Exception as exc:  # CosServiceError, CosClientError, requests errors: one place to translate
-            raise StorageError(f"cos://{self.bucket}/{key}: {type(exc).__name__}: {scrub(_cos_message(exc))}") from None
+            raise self._error(key, exc) from None
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].get_raw_stream().read()
+        except Exception as exc:
+            if _cos_code(exc) == "NoSuchKey" or _cos_status(exc) == 404:
+                return None
+            raise self._error(key, exc) from None
+
+    def create(self, key: str, data: bytes) -> bool:
+        self._check_unversioned()
+        try:
+            # The SDK has no parameter for this header; ``Metadata`` entries are sent as headers as named.
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CLAIM_CONTENT_TYPE,
+                                    Metadata={"x-cos-forbid-overwrite": "true"})
+        except Exception as exc:
+            if _cos_code(exc) == "FileAlreadyExists" or _cos_status(exc) == 409:
+                return False
+            raise self._error(key, exc) from None
+        return True
+
+    def _check_unversioned(self) -> None:
+        """COS ignores ``x-cos-forbid-overwrite`` in a bucket whose versioning was ever enabled (Enabled or
+        Suspended): asked once per container, and such a bucket is refused for claims."""
+        if self._versioning is None:
+            try:
+                self._versioning = str(self._client.get_bucket_versioning(Bucket=self.bucket).get("Status") or "")
+            except Exception as exc:
+                raise self._error("?versioning", exc) from None
+        if self._versioning in ("Enabled", "Suspended"):
+            raise StorageError(f"cos://{self.bucket}: versioning is {self._versioning}, and COS then ignores "
+                               f"x-cos-forbid-overwrite, so a claim could be taken twice: keep claims (ARCHIVE_URI) "
+                               f"in a bucket whose versioning was never enabled")
+
+    def _error(self, key: str, exc: Exception) -> StorageError:
+        return StorageError(f"cos://{self.bucket}/{key}: {type(exc).__name__}: {scrub(_cos_message(exc))}")
+
+
+def _s3_code(exc: Exception) -> str:
+    """The S3 error code of a botocore ClientError (``NoSuchKey``, ``PreconditionFailed``, ``404``...), else ''."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str((response.get("Error") or {}).get("Code") or "")
+    return ""
+
+
+def _add_if_none_match(request: Any, **_: Any) -> None:
+    """botocore ``before-sign`` hook of the create-only client: every PutObject it sends is conditional."""
+    request.headers["If-None-Match"] = "*"
+
+
+def _cos_code(exc: Exception) -> str:
+    get = getattr(exc, "get_error_code", None)
+    return str(get() or "") if callable(get) else ""
+
+
+def _cos_status(exc: Exception) -> int | None:
+    get = getattr(exc, "get_status_code", None)
+    return get() if callable(get) else None
 
 
 def _cos_message(exc: Exception) -> str:

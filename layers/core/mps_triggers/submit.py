@@ -1,9 +1,15 @@
-"""The submit job: upload event → normalize → guard → route → ProcessMedia (idempotent SessionId).
+"""The submit job: upload event → normalize → guard → route → ProcessMedia (idempotent SessionId) or
+BatchProcessMedia (claimed once, :mod:`mps_triggers.claims`).
 
 ``functions/submit/app.py`` is ``return submit.run(event, context).respond()``: SQS batches get
 ``{"batchItemFailures": [...]}`` with exactly the failed messages; direct S3/EventBridge/SNS/COS invocations get a
 summary, or :class:`~mps_triggers.exceptions.BatchProcessingError` so the platform retries (objects already accepted
-are rejected by MPS as duplicate sessions).
+are rejected by MPS as duplicate sessions, or found claimed).
+
+BatchProcessMedia has no SessionId: the object's SessionId is claimed under ``ARCHIVE_URI`` first; a claim found
+submitted makes the object a duplicate, one held by another invocation fails the record (:class:`ClaimBusyError`,
+delivered again later); after the request the claim is marked submitted (with the TaskId), released (MPS surely
+did not act), or left uncertain (a timeout after sending: held until its lease ends).
 
 Rules (DESIGN.md): a record is successful only after MPS accepted each of its objects or reported it a duplicate,
 or it was deliberately skipped; one bad record never fails the others (each record runs under the spine's record
@@ -14,14 +20,16 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .config import Settings, load_settings
-from .exceptions import ConfigError, MpsTriggersError
+from .claims import CLOCK_SKEW, UNBOUNDED_LEASE, Busy, ClaimBook, Taken
+from .exceptions import ClaimBusyError, ConfigError, DeadlineError, MpsTriggersError
 from .invocation import Invocation, RecordRunner, Report, run_job
 from .logs import log
-from .mps import MpsClient, MpsDuplicateSessionError, MpsError
+from .mps import BATCH_PROCESS_MEDIA, MpsClient, MpsDuplicateSessionError, MpsError
 from .retries import RetryPolicy
 from .routing import Router, S3Credentials, Skip, Submission
 from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
@@ -84,6 +92,7 @@ class SubmitJob:
         self.runner = RecordRunner(settings.mps_max_concurrency, name="mps-submit")
         self._client = client
         self._s3: S3Credentials | None = None
+        self._claims: ClaimBook | None = None
         self._lock = threading.Lock()
 
     @property
@@ -106,6 +115,26 @@ class SubmitJob:
                 raise ConfigError("MPS_S3_SECRET_ID/MPS_S3_SECRET_KEY",
                                   "S3 inputs need the AWS key MPS reads them with (or MPS_S3_CREDENTIALS_SECRET_ARN)")
             return self._s3
+
+    def claims(self) -> ClaimBook:
+        """The BatchProcessMedia claims under ``ARCHIVE_URI`` (COS with the MPS key), made on first use."""
+        with self._lock:
+            if self._claims is None:
+                from .storage import open_store
+                s, location = self.settings, self.settings.archive_location
+                if location is None:
+                    raise ConfigError("ARCHIVE_URI", "BatchProcessMedia routes claim each object under ARCHIVE_URI")
+                region = s.archive_region or location.region
+                creds = None
+                if location.storage == "cos":
+                    if region is None:
+                        raise ConfigError("ARCHIVE_REGION", "required for claims in a COS archive")
+                    creds = self.client.credentials()
+                store = open_store(location.storage, location.bucket, region,
+                                   creds.secret_id if creds else None, creds.secret_key if creds else None,
+                                   creds.token if creds else None)
+                self._claims = ClaimBook(store, location.prefix, BATCH_PROCESS_MEDIA)  # type: ignore[arg-type]
+            return self._claims
 
     def run(self, event: Any, context: Any = None) -> SubmitReport:
         """Process one invocation (``context``: the platform's, or an :class:`Invocation`). Raises
@@ -141,6 +170,8 @@ class SubmitJob:
         result = ObjectResult(rec.record_id, obj, "failed", route=route.name, session_id=decision.session_id,
                               target=f"ScheduleId={route.schedule_id}" if route.schedule_id is not None
                               else ",".join(sorted(route.tasks or {})))
+        if route.batch:
+            return self._batch(decision, result, invocation, where)
         try:
             request = decision.request(self.s3_credentials() if obj.storage == "s3" else None)
             call = self.client.process_media(request, invocation.call_deadline())
@@ -165,6 +196,72 @@ class SubmitJob:
             target=result.target, attempts=call.attempts, retried=list(call.retried) or None,
             mps_request_id=call.response.get("RequestId"), **where)
         return result
+
+
+    def _batch(self, decision: Submission, result: ObjectResult, invocation: Invocation, where: dict[str, Any]
+               ) -> ObjectResult:
+        """BatchProcessMedia for one object, exactly once through its claim (:mod:`mps_triggers.claims`)."""
+        sid, route, deadline = decision.session_id, decision.route, invocation.call_deadline()
+        ids = {"session_id": sid, "route": route.name, **where}
+        try:
+            request = decision.request(self.s3_credentials() if decision.obj.storage == "s3" else None)
+            remaining = invocation.remaining()
+            lease = time.time() + (UNBOUNDED_LEASE if remaining is None else max(remaining, 0.0)) + CLOCK_SKEW
+            outcome = self.claims().claim(sid, lease, {
+                "holder": invocation.request_id, "route": route.name,
+                "object": {"storage": decision.obj.storage, "bucket": decision.obj.bucket, "key": decision.obj.key}},
+                deadline)
+        except (MpsTriggersError, TimeoutError) as exc:  # a rule, the S3 key, or the claim store: this object fails
+            result.error = exc if isinstance(exc, MpsTriggersError) else DeadlineError(f"claim: {exc}")
+            log("error", "submit failed", error=f"{type(result.error).__name__}: {result.error}", **ids)
+            return result
+        if isinstance(outcome, Taken):
+            result.outcome, result.task_id = "duplicate", outcome.task_id
+            result.reason = "already submitted (claim " + outcome.key.rsplit("/", 2)[-2] + ")"
+            log("info", "duplicate", task_id=outcome.task_id, claim=outcome.key, **ids)
+            return result
+        if isinstance(outcome, Busy):
+            result.error = ClaimBusyError(sid, outcome.lease_until, outcome.holder)
+            log("warning", "claim busy", claim=outcome.key, holder=outcome.holder, lease_until=outcome.lease_until,
+                **ids)
+            return result
+        claim = outcome
+        try:
+            call = self.client.batch_process_media(request, deadline)
+        except MpsError as exc:
+            result.error = exc
+            log("error", "submit failed", code=exc.code, error=exc.message, mps_request_id=exc.request_id,
+                family=type(exc).__name__, claim=claim.key, **ids)
+            self._settle(claim, exc, deadline, ids)
+            return result
+        except Exception as exc:  # SecretError, an unexpected bug: nothing was sent, so the claim is free again
+            self._settle(claim, exc, deadline, ids)
+            raise
+        result.outcome, result.task_id = "submitted", call.response.get("TaskId")
+        result.attempts, result.retried = call.attempts, call.retried
+        try:
+            self.claims().submitted(claim, result.task_id, call.response.get("RequestId"), deadline)
+        except (MpsTriggersError, TimeoutError) as exc:  # the task exists: the record is done, only the mark is not
+            log("error", "claim not marked submitted", claim=claim.key, task_id=result.task_id, error=str(exc),
+                reason="a delivery of this object after the claim's lease would submit it again", **ids)
+        log("info", "submitted", task_id=result.task_id, target=result.target, attempts=call.attempts,
+            retried=list(call.retried) or None, mps_request_id=call.response.get("RequestId"), api=BATCH_PROCESS_MEDIA,
+            claim=claim.key, **ids)
+        return result
+
+    def _settle(self, claim: Any, exc: BaseException, deadline: float | None, ids: dict[str, Any]) -> None:
+        """After a failed request: release the claim when MPS surely did not act, else mark it uncertain (held to
+        its lease). A failure to write either only delays the object: the claim's lease runs out."""
+        maybe = bool(getattr(exc, "maybe_processed", False))
+        reason = f"{getattr(exc, 'code', type(exc).__name__)}: {getattr(exc, 'message', exc)}"
+        try:
+            if maybe:
+                self.claims().uncertain(claim, reason, deadline)
+            else:
+                self.claims().release(claim, reason, deadline)
+        except (MpsTriggersError, TimeoutError) as err:
+            log("warning", "claim not settled", claim=claim.key, state="uncertain" if maybe else "released",
+                error=str(err), **ids)
 
 
 @functools.lru_cache(maxsize=1)
