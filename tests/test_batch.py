@@ -324,3 +324,23 @@ def test_a_forged_session_id_in_a_callback_never_names_a_claim_key(archive):
     assert app.handler(furl_event(resign(sample)), None)["statusCode"] == 200
     [line] = [x for ls in reader.objects().values() for x in ls]
     assert line["session_id"] is None and line["task_id"] is None
+
+
+def test_a_cos_upload_on_scf_is_submitted_as_a_cos_input_with_its_claim_in_a_cos_archive(handler_env, mps, stack):
+    arch = f"arch-{uuid.uuid4().hex[:8]}-1250000000"
+    stack.boto3("s3").create_bucket(Bucket=arch)
+    storage._stores.clear()
+    app = handler_env(MPS_SCHEDULE_ID=None, COS_ENDPOINT_URL=stack.moto.url, ARCHIVE_URI=f"cos://{arch}/callbacks",
+                      ARCHIVE_REGION="ap-guangzhou", MPS_NOTIFY_URL="https://callbacks.example.com/mps",
+                      MPS_ROUTES=json.dumps([{"name": "subs", "api": "BatchProcessMedia", "tasks": SUBTITLES}]))
+    context = {"request_id": "r1", "time_limit_in_ms": 30000}
+    assert app.main_handler(load_event("cos_put.json"), context)["submitted"] == 1
+    assert app.main_handler(load_event("cos_put.json"), context)["duplicate"] == 1  # the COS trigger retried
+    [task] = batch_tasks(mps)
+    assert task.body["InputInfo"] == [{"Type": "COS", "CosInputInfo": {
+        "Bucket": "media-in-1250000000", "Region": "ap-guangzhou", "Object": "/uploads/产品 演示+1.mp4"}}]
+    assert task.body["OutputStorage"]["CosOutputStorage"]["Bucket"] == "media-in-1250000000"
+    assert task.body["TaskNotifyConfig"]["NotifyType"] == "URL"
+    [doc] = claims(stack.boto3("s3"), arch).values()
+    assert doc["state"] == "submitted" and doc["task_id"] == task.task_id
+    storage._stores.clear()

@@ -44,6 +44,7 @@ from .mps import BATCH_PROCESS_MEDIA
 from .redaction import scrub
 from .retries import call_within
 from .safejson import JsonError, loads
+from .session import is_session_id
 from .storage import ObjectStore, StorageError, open_store
 from .webhook import Digest, DigestItem, WebhookClient, WebhookError
 
@@ -245,6 +246,8 @@ class ArchiveJob:
         """A BatchTask's TaskId from its claim (cached), within :data:`LOOKUP_SECONDS` and never at the expense of
         the write; None when it cannot be found. Never raises."""
         def lookup(session_id: str) -> str | None:
+            if not is_session_id(session_id):  # only our own form names a claim key
+                return None
             if session_id in self._task_ids:
                 return self._task_ids[session_id]
             if invocation.within(LOOKUP_SECONDS + MIN_WRITE_SECONDS) < LOOKUP_SECONDS + MIN_WRITE_SECONDS:

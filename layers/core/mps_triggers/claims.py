@@ -161,15 +161,16 @@ class ClaimBook:
     # --- archive side ------------------------------------------------------------------------------------------
 
     def task_id(self, session_id: str, deadline: float | None = None) -> str | None:
-        """The TaskId of ``session_id``'s submitted claim, None when there is none (or no time to look)."""
-        found = None
+        """The TaskId of ``session_id``'s submitted claim; None when there is none, or several (a lapsed
+        ``uncertain`` claim taken over: which task a callback belongs to cannot be told)."""
+        found: list[str] = []
         for generation in range(MAX_GENERATIONS):
             doc = self._read(self.key(session_id, generation), deadline)
             if doc is None:
                 break
             if doc.get("state") == "submitted" and isinstance(doc.get("task_id"), str):
-                found = doc["task_id"]
-        return found
+                found.append(doc["task_id"])
+        return found[0] if len(found) == 1 else None
 
     # --- I/O ---------------------------------------------------------------------------------------------------
 

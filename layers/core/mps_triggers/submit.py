@@ -93,7 +93,7 @@ class SubmitJob:
         self._client = client
         self._s3: S3Credentials | None = None
         self._claims: ClaimBook | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # claims() takes it and then reads the client, which takes it too
 
     @property
     def client(self) -> MpsClient:
@@ -217,7 +217,7 @@ class SubmitJob:
             return result
         if isinstance(outcome, Taken):
             result.outcome, result.task_id = "duplicate", outcome.task_id
-            result.reason = "already submitted (claim " + outcome.key.rsplit("/", 2)[-2] + ")"
+            result.reason = f"already submitted (claim {outcome.key})"
             log("info", "duplicate", task_id=outcome.task_id, claim=outcome.key, **ids)
             return result
         if isinstance(outcome, Busy):
