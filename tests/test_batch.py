@@ -5,8 +5,6 @@ rules), moto for S3 and COS (whose forbid-overwrite the stack's shim emulates)."
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
 import time
 import uuid
@@ -120,7 +118,7 @@ def test_a_crash_between_claim_and_request_is_submitted_once_after_the_lease(han
     worker = threading.Thread(target=lambda: pytest.raises(Exception, crashing.invoke, event), daemon=True)
     worker.start()
     assert wait_for(lambda: claims(s3, arch), timeout=20), "no claim was written"
-    os.kill(crashing._proc.pid, signal.SIGKILL)  # the container dies with the request unanswered
+    crashing.kill()  # the container dies with the request unanswered
     worker.join(10)
     hole.close()
     [(key, doc)] = claims(s3, arch).items()
@@ -253,7 +251,6 @@ def test_cos_objects_go_as_cos_inputs_and_cos_claims_refuse_overwrites(stack, mp
     arch = f"arch-{uuid.uuid4().hex[:8]}-1250000000"
     stack.boto3("s3").create_bucket(Bucket=arch)
     monkeypatch.setenv("COS_ENDPOINT_URL", stack.moto.url)
-    storage._stores.clear()
     store = storage.open_store("cos", arch, "ap-guangzhou", "AKIDclaims", "claims-key")
     book = ClaimBook(store, "callbacks/", "BatchProcessMedia")
     sid = "mt1-" + "a" * 40
@@ -329,7 +326,6 @@ def test_a_forged_session_id_in_a_callback_never_names_a_claim_key(archive):
 def test_a_cos_upload_on_scf_is_submitted_as_a_cos_input_with_its_claim_in_a_cos_archive(handler_env, mps, stack):
     arch = f"arch-{uuid.uuid4().hex[:8]}-1250000000"
     stack.boto3("s3").create_bucket(Bucket=arch)
-    storage._stores.clear()
     app = handler_env(MPS_SCHEDULE_ID=None, COS_ENDPOINT_URL=stack.moto.url, ARCHIVE_URI=f"cos://{arch}/callbacks",
                       ARCHIVE_REGION="ap-guangzhou", MPS_NOTIFY_URL="https://callbacks.example.com/mps",
                       MPS_ROUTES=json.dumps([{"name": "subs", "api": "BatchProcessMedia", "tasks": SUBTITLES}]))
@@ -343,4 +339,3 @@ def test_a_cos_upload_on_scf_is_submitted_as_a_cos_input_with_its_claim_in_a_cos
     assert task.body["TaskNotifyConfig"]["NotifyType"] == "URL"
     [doc] = claims(stack.boto3("s3"), arch).values()
     assert doc["state"] == "submitted" and doc["task_id"] == task.task_id
-    storage._stores.clear()

@@ -79,6 +79,10 @@ class FunctionContainer:
 
     __call__ = invoke
 
+    def kill(self) -> None:
+        """Kill the container's process at once (SIGKILL), as a platform does at a hard crash."""
+        self._proc.kill()
+
     def close(self) -> None:
         if self._proc.stdin:
             self._proc.stdin.close()

@@ -196,12 +196,7 @@ def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
     failed_subtasks: list[dict[str, Any]] = []
     outputs: list[str] = []
     if event is not None:
-        for kind, sub in event.subtasks():  # validates each subtask: may raise ValidationError
-            if sub.failed:
-                failed_subtasks.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode,
-                                        "message": sub.Message})
-            else:
-                outputs.extend(_paths(sub.Output))
+        failed_subtasks, outputs = _results(event.subtasks())  # validates each subtask: may raise ValidationError
         if event.Output is not None:  # EditMediaTask
             outputs.extend(_paths(event.Output))
     task_failed = event is not None and ((event.ErrCode or 0) != 0 or (event.Status or "").upper() == "FAIL")
@@ -224,13 +219,7 @@ def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
 
 def _normalize_batch(note: Notification, raw_event: Any) -> NormalizedCallback:
     event = BatchTaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else BatchTaskEvent()
-    failed_subtasks: list[dict[str, Any]] = []
-    outputs: list[str] = []
-    for kind, sub in event.subtasks():
-        if sub.failed:
-            failed_subtasks.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode, "message": sub.Message})
-        else:
-            outputs.extend(_paths(sub.Output))
+    failed_subtasks, outputs = _results(event.subtasks())
     inputs = [source_object(None, i) for i in event.InputInfos or [] if isinstance(i, dict)]
     ctx = read_session_context(note.SessionContext)
     sid = note.SessionId or (ctx.get("s") if ctx and is_session_id(ctx.get("s")) else None)
@@ -239,6 +228,18 @@ def _normalize_batch(note: Notification, raw_event: Any) -> NormalizedCallback:
         error={"subtasks": failed_subtasks} if failed_subtasks else None, session_id=sid or None,
         source_object=source_object(note.SessionContext, (event.InputInfos or [None])[0]),
         outputs=list(dict.fromkeys(outputs)), inputs=[i for i in inputs if i is not None])
+
+
+def _results(subtasks: Iterator[tuple[str, SubtaskResult]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """``(failed subtasks as {subtask, code, message}, output paths of the others)``."""
+    failed: list[dict[str, Any]] = []
+    outputs: list[str] = []
+    for kind, sub in subtasks:
+        if sub.failed:
+            failed.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode, "message": sub.Message})
+        else:
+            outputs.extend(_paths(sub.Output))
+    return failed, outputs
 
 
 def _task_id_fallback(doc: dict[str, Any]) -> str | None:
