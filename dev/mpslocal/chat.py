@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 import time
 from collections import deque
@@ -66,8 +67,11 @@ class Message:
 class ChatRobot:
     """A WeCom (``kind="wecom"``) or Slack (``"slack"``) webhook endpoint on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, kind: str = "wecom", key: str = "robot-key-0123456789abcdef", per_minute: int | None = None,
+    def __init__(self, kind: str = "wecom", key: str | None = None, per_minute: int | None = None,
                  trickle: float | None = None) -> None:
+        # a key of its own per robot: a robot that gets a port an earlier one used must not share that robot's URL,
+        # or the container's pace per URL (webhook.RateLimiter.for_url) would count the earlier robot's messages
+        key = key or f"robot-key-0123456789abcdef-{secrets.token_hex(4)}"
         self.kind, self.key, self.trickle = kind, key, trickle
         self.per_minute = per_minute if per_minute is not None else (WECOM_PER_MINUTE if kind == "wecom" else 60)
         self.messages: list[Message] = []
