@@ -122,10 +122,9 @@ def main() -> int:
         handler = load_handler()
         bodies = notifications(args.callbacks, args.mix)
         ids = set()
-        from mps_triggers.lines import line_id
-        from mps_triggers.redaction import redact
+        from mps_triggers.lines import callback_id
         for b in bodies:
-            ids.add(line_id(redact(json.loads(b))))
+            ids.add(callback_id(json.loads(b)))
         events = [sqs_event(bodies[i:i + args.batch]) for i in range(0, len(bodies), args.batch)]
         def listing() -> set[str]:
             return {o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="callbacks/")

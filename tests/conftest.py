@@ -292,11 +292,14 @@ class Reader:
     def __init__(self, stack, bucket):
         self.s3, self.bucket = stack.boto3("s3"), bucket
 
-    def objects(self) -> dict[str, list[dict]]:
+    def objects(self, ledger: bool = False) -> dict[str, list[dict]]:
+        """Callback (and push_failed) objects by key; with ``ledger``, the submit job's ledger objects instead."""
         out = {}
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
             for o in page.get("Contents", []):
                 if "/claims/" in o["Key"]:  # BatchProcessMedia claim markers, not archive lines
+                    continue
+                if ("/event_type=submissions/" in f"/{o['Key']}") != ledger:
                     continue
                 data = self.s3.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read()
                 text = data.decode("utf-8")
@@ -305,8 +308,13 @@ class Reader:
                 out[o["Key"]] = [json.loads(x) for x in text.splitlines()]
         return out
 
+    def ledger(self) -> list[dict]:
+        """Every ledger line (event_type=submissions), in key order."""
+        return [line for lines in self.objects(ledger=True).values() for line in lines]
+
     def raw(self) -> str:
-        return "".join(json.dumps(lines, ensure_ascii=False) for lines in self.objects().values())
+        return "".join(json.dumps(lines, ensure_ascii=False) for lines in [*self.objects().values(),
+                                                                           *self.objects(ledger=True).values()])
 
 
 class BlackHole:

@@ -128,7 +128,11 @@ def test_packaged_functions_run_under_python310_from_cos_upload_to_cos_archive(l
         keys = [o["Key"] for o in cos.list_objects(Bucket=archive).get("Contents", [])]
         lines = [json.loads(x) for k in keys
                  for x in cos.get_object(Bucket=archive, Key=k)["Body"].get_raw_stream().read().decode().splitlines()]
-        assert [(x["status"], x["object"]["key"]) for x in lines] == [("FINISH", "uploads/clip 1.mp4")]
+        callbacks = [x for x in lines if x["event_type"] != "submissions"]
+        assert [(x["status"], x["object"]["key"]) for x in callbacks] == [("FINISH", "uploads/clip 1.mp4")]
+        # the submit function's ledger, in the COS archive with the role's key
+        assert [(x["result"], x["task_id"], x["session_id"]) for x in lines if x["event_type"] == "submissions"] \
+            == [("submitted", task.task_id, callbacks[0]["session_id"])]
         log = (tmp_path / "submit.log").read_text()
         assert "TENCENTCLOUD" not in log and env["MPS_SECRET_KEY"] not in log
     finally:

@@ -211,8 +211,25 @@ def test_archive_function_url_and_least_privilege_write(cfn):
     assert statements[1]["Resource"] == claims  # it reads claims (BatchTask TaskIds), nothing else
     assert statements[2]["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${ArchivePrefix}/claims/*"}}}
     submit = [st for p in res["SubmitFunctionRole"]["Properties"]["Policies"] for st in p["PolicyDocument"]["Statement"]]
-    assert [st["Resource"] for st in submit if "s3:PutObject" in st["Action"]] == [claims]
+    ledger = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}/event_type=submissions/*"}
+    assert [st["Resource"] for st in submit if "s3:PutObject" in st["Action"]] == [claims, ledger]
     assert res["ArchiveBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_s3_batch_operations_role_invokes_only_the_submit_function(cfn):
+    res = cfn["Resources"]
+    role = res["BatchOperationsRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    statements = {st["Sid"]: st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]}
+    assert statements["InvokeSubmitFunction"]["Action"] == "lambda:InvokeFunction"
+    assert statements["InvokeSubmitFunction"]["Resource"][0] == {"Fn::GetAtt": ["SubmitFunction", "Arn"]}
+    assert statements["WriteCompletionReports"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/batch-operations/*"}
+    outputs = cfn["Outputs"]
+    assert outputs["BatchOperationsRoleArn"]["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
+    assert outputs["SubmitFunctionArn"]["Value"] == {"Fn::GetAtt": ["SubmitFunction", "Arn"]}
 
 
 def test_submit_notifies_the_archive_function_and_guards_the_archive():

@@ -253,8 +253,7 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
 
     import httpx
 
-    from mps_triggers.lines import line_id
-    from mps_triggers.redaction import redact
+    from mps_triggers.lines import callback_id
 
     from .notifications import notification, task_event
 
@@ -284,7 +283,7 @@ def run_archive(callbacks: int = 10000, sqs_share: float = 0.5, write_failure: f
                     context = json.dumps({"v": 1, "src": "cos", "b": "m-1250000000", "k": key})
                     body = notification(et, ev, f"mt1-{i}", context, notify_key)
                     bodies.append(body)
-                    ids.add(line_id(redact(body)))
+                    ids.add(callback_id(body))
                 plan = []
                 for body in bodies:
                     times = 2 if rng.random() < duplicate else 1

@@ -2,7 +2,8 @@
 
 Callback line (UTF-8, no ASCII escaping except U+2028, U+2029, U+0085 and lone surrogates, ``\\n``-terminated)::
 
-    {"id": "<sha256 hex of the canonical redacted payload>", "received_at": "2026-11-21T09:30:00.123Z",
+    {"id": "<sha256 hex of the canonical redacted payload without Timestamp and Sign>",
+     "received_at": "2026-11-21T09:30:00.123Z",
      "source": {"type": "http" | "sqs" | "scf-mps-trigger", "id": "<request or message id>"},
      "event_type": "ScheduleTask", "task_id": "…", "status": "FINISH", "failed": false, "error": null,
      "session_id": "mt1-…", "object": {"storage": "s3", "bucket": "…", "key": "…", "route": "videos"},
@@ -19,10 +20,25 @@ Push-failed line (a chat digest that could not be delivered; nothing is lost, th
      "covers": [{"id": "<line id>", "event_type", "task_id", "status", "failed", "key": "<archive object key>"}],
      "body": {…the request body that was to be sent…}}
 
+Submission line (the submit job's ledger, and ``mps-triggers backfill``/``reprocess``): one per object the job
+submitted, found duplicate or failed (skips are only logged), all of one invocation in one object under
+``event_type=submissions``, partitioned by the time it was written::
+
+    {"id": "…", "event_type": "submissions", "at": "2026-11-21T09:30:00.123Z", "origin": "submit",
+     "source": {"type": "sqs", "id": "<messageId or Records[i]>"}, "result": "submitted" | "duplicate" | "failed",
+     "object": {"storage": "s3", "bucket": "…", "key": "…", "route": "videos"}, "session_id": "mt1-…",
+     "generation": 0, "api": "ProcessMedia", "task_id": "…" | null,
+     "error": {"code": "ResourceNotFound.…", "message": "…"} | null}
+
+``origin`` is ``submit`` (the function), ``s3-batch-operations``, ``backfill`` or ``reprocess``; ``generation`` is
+the reprocess generation the SessionId was derived with (:func:`mps_triggers.session.session_id`); ``object`` is
+null for a record that could not be read at all (its ``error`` names the field). SessionId joins a submission to
+its callbacks.
+
 Keys: ``{prefix}event_type={partition}/dt=YYYY-MM-DD/hour=HH/{name}.jsonl`` (UTC, no colons), at most
 ``len(prefix) + 168`` bytes. ``partition`` is the EventType with every character outside ``[A-Za-z0-9_-]`` made
 ``_``, cut to 64 characters (a longer one keeps 51 and adds ``-`` and 12 hex of its hash), and never one of the
-reserved names (``push_failed``; a callback claiming one gets ``x-`` in front). Two EventTypes may share a
+reserved names (``push_failed``, ``submissions``; a callback claiming one gets ``x-`` in front). Two EventTypes may share a
 partition (``Foo.Bar``/``Foo_Bar``): every line carries its own ``event_type``, and a batch writes one object per
 *key*, so no line replaces another.
 
@@ -40,14 +56,20 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from .notifications import NormalizedCallback, normalize
-from .redaction import redact, redact_json
+from .redaction import redact, redact_json, scrub
 from .safejson import dumps, to_int
 
 PUSH_FAILED = "push_failed"
-RESERVED_PARTITIONS = frozenset({PUSH_FAILED})
+SUBMISSIONS = "submissions"
+RESERVED_PARTITIONS = frozenset({PUSH_FAILED, SUBMISSIONS})
 MAX_PARTITION_CHARS = 64
 _TYPE_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 _YEAR_2000, _YEAR_2100 = 946684800, 4102444800
+
+
+SIGNING_FIELDS = ("Timestamp", "Sign")
+"""Top-level notification fields a sender sets anew each time it signs (MPS retrying, ``mps-triggers replay``): left
+out of a callback line's ``id``, so the same notification signed twice is one line for readers."""
 
 
 def canonical(value: Any) -> bytes:
@@ -91,7 +113,8 @@ class ArchiveLine:
 def build_line(payload: dict[str, Any], source_type: str, source_id: str | None, received_at: float,
                verified: bool = False, task_id_of: Callable[[str], str | None] | None = None) -> ArchiveLine:
     """Redact ``payload`` (a notification), read its fields and serialize its archive line. ``received_at`` is
-    UNIX seconds; ``verified`` says its ``Sign`` was checked (only then does its ``Timestamp`` partition it).
+    UNIX seconds; ``verified`` says its ``Sign`` was checked (only then does its ``Timestamp`` partition it). The
+    ``id`` hashes the canonical redacted payload without :data:`SIGNING_FIELDS`.
     ``task_id_of(session_id)`` finds the TaskId of a notification that carries none (``BatchTask``: the claim);
     it must not raise. A ``BatchTask`` line also has ``inputs``, every input of the batch.
 
@@ -103,7 +126,7 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
     if normalized.task_id is None and normalized.session_id and task_id_of is not None \
             and normalized.event_type == "BatchTask":
         normalized.task_id = task_id_of(normalized.session_id)
-    lid = hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
+    lid = hashlib.sha256(_id_text(clean, payload_text).encode("utf-8")).hexdigest()
     doc = {
         "id": lid,
         "received_at": utc_iso(received_at),
@@ -125,6 +148,19 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
     data = f'{head[:-1]},"payload":{payload_text}}}\n'.encode("utf-8")
     return ArchiveLine(lid, normalized.event_type, partition_name(normalized.event_type), data, normalized,
                        _plausible_time(clean) if verified else None)
+
+
+def callback_id(payload: Any) -> str:
+    """The ``id`` :func:`build_line` gives the line of notification ``payload`` (readers and harnesses use it)."""
+    clean, text = redact_json(payload)
+    return hashlib.sha256(_id_text(clean, text).encode("utf-8")).hexdigest()
+
+
+def _id_text(clean: Any, payload_text: str) -> str:
+    """What a callback line's id hashes: the canonical redacted payload, :data:`SIGNING_FIELDS` left out."""
+    if isinstance(clean, dict) and any(k in clean for k in SIGNING_FIELDS):
+        return dumps({k: v for k, v in clean.items() if k not in SIGNING_FIELDS}, sort_keys=True)
+    return payload_text
 
 
 def _plausible_time(payload: Any) -> int | None:
@@ -192,3 +228,29 @@ def push_failed_object(prefix: str, *, covers: list[dict[str, Any]], body: Any, 
            "source": {"type": source_type, "id": source_id}, "format": fmt, "webhook": webhook,
            "reason": reason, "attempts": attempts, "covers": covers, "body": redact(body)}
     return ArchiveObject(object_key(prefix, PUSH_FAILED, failed_at, lid), (dumps(doc) + "\n").encode("utf-8"))
+
+
+def submission_line(*, result: str, obj: dict[str, Any] | None, session_id: str | None, task_id: str | None,
+                    error_code: str | None, error_message: str | None, at: float, origin: str, source_type: str,
+                    source_id: str | None, api: str = "ProcessMedia", generation: int = 0) -> bytes:
+    """One ledger line (see the module docstring) as UTF-8 bytes ending in ``\\n``. ``obj`` is
+    ``{"storage", "bucket", "key", "route"}`` or None; ``at`` is UNIX seconds; the error message is scrubbed of
+    secrets and cut to 1,000 characters. The ``id`` hashes everything else, so the same line written twice (a
+    retried write) is dropped by readers, while a later attempt of the same object is a line of its own."""
+    doc: dict[str, Any] = {
+        "event_type": SUBMISSIONS, "at": utc_iso(at), "origin": origin,
+        "source": {"type": source_type, "id": source_id}, "result": result, "object": obj,
+        "session_id": session_id, "generation": generation, "api": api, "task_id": task_id,
+        "error": None if error_code is None and error_message is None
+        else {"code": error_code, "message": scrub(error_message or "")[:1000]},
+    }
+    return (dumps({"id": line_id(doc), **doc}) + "\n").encode("utf-8")
+
+
+def ledger_object(prefix: str, lines: list[bytes], written_at: float) -> ArchiveObject:
+    """The object holding one invocation's (or one backfill flush's) ledger lines: under
+    ``event_type=submissions``, partitioned by ``written_at``, named by the digest of its content (a rewrite of the
+    same lines replaces the same object)."""
+    data = b"".join(lines)
+    name = hashlib.sha256(data).hexdigest()[:32]
+    return ArchiveObject(object_key(prefix, SUBMISSIONS, written_at, name), data)

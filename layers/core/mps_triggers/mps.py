@@ -230,7 +230,9 @@ class MpsClient:
     attempt in seconds (connect, send and every read of the answer, :class:`~mps_triggers.transport.BudgetedClient`),
     cut shorter by the call's ``deadline``. Transient errors are retried by :func:`~mps_triggers.retries.retry`
     under ``retry`` (:class:`~mps_triggers.retries.RetryPolicy`): throttling until the deadline, other transient
-    errors up to ``max_attempts``, ``AuthFailure.SignatureExpire`` once (the SDK's remedy: sign again).
+    errors up to ``max_attempts``, ``AuthFailure.SignatureExpire`` once (the SDK's remedy: sign again). ``pace``
+    (a :class:`~mps_triggers.retries.RateLimiter`, e.g. ``mps-triggers backfill --rate``) spaces every attempt of
+    every action, retries included, so the client never sends more than its rate.
 
     Example::
 
@@ -239,7 +241,8 @@ class MpsClient:
     """
 
     def __init__(self, endpoint: str, credentials: Credentials | Callable[[], Credentials], region: str | None = None,
-                 timeout: float = 10.0, retry: RetryPolicy | None = None, max_connections: int = 20) -> None:
+                 timeout: float = 10.0, retry: RetryPolicy | None = None, max_connections: int = 20,
+                 pace: RateLimiter | None = None) -> None:
         import httpx  # imported with the first client, not at cold start
 
         from .transport import BudgetedClient
@@ -256,6 +259,7 @@ class MpsClient:
         self._credentials_lock = threading.Lock()
         self._http = BudgetedClient(self.url, max_connections=max_connections)
         self._pacers: dict[str, RateLimiter] = {}
+        self.pace = pace
 
     def credentials(self) -> Credentials:
         """The credentials, resolving a provider once (thread-safe: the batch's worker threads share the client)."""
@@ -300,8 +304,10 @@ class MpsClient:
             policy, classify, pace = BATCH_RETRY, _classify_once, self._pacer(action)
 
         def attempt() -> dict[str, Any]:
-            if pace is not None and not pace.acquire(deadline):
-                raise MpsTimeoutError("DeadlineReached", f"not sent: no {action} slot before the invocation's deadline")
+            for limiter in (pace, self.pace):
+                if limiter is not None and not limiter.acquire(deadline):
+                    raise MpsTimeoutError("DeadlineReached",
+                                          f"not sent: no {action} slot before the invocation's deadline")
             return self._send(action, payload, deadline, require)
 
         done = retry(attempt, classify, policy, deadline, label=lambda exc: getattr(exc, "code", type(exc).__name__))

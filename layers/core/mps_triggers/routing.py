@@ -55,6 +55,7 @@ class Submission:
     session_id: str
     session_context: str
     _settings: Settings
+    generation: int = 0
 
     def request(self, s3: S3Credentials | None = None) -> dict[str, Any]:
         """The route's action's parameters (ProcessMedia, or BatchProcessMedia for a batch route). ``s3``
@@ -75,7 +76,9 @@ class Router:
         self.routes = settings.routes
         self.guarded = settings.guarded_locations()
 
-    def decide(self, obj: UploadedObject) -> Skip | Submission:
+    def decide(self, obj: UploadedObject, generation: int = 0) -> Skip | Submission:
+        """The decision for ``obj``; ``generation`` ≥ 1 derives a reprocess SessionId
+        (:func:`~mps_triggers.session.session_id`) and records it in the SessionContext."""
         if obj.key.endswith("/"):
             return Skip("folder marker (key ends with '/')")
         if obj.size == 0:
@@ -85,10 +88,10 @@ class Router:
                 return Skip(f"recursion guard: under {g.setting} ({g.bucket or '<input bucket>'}/{g.prefix})")
         for route in self.routes:
             if route.matches(obj.storage, obj.bucket, obj.key):
-                sid = session_id(obj)
+                sid = session_id(obj, generation)
                 # BatchProcessMedia has no SessionId: the callback finds it in the SessionContext instead
-                context = session_context(obj, route.name, sid if route.batch else None)
-                return Submission(obj, route, sid, context, self.settings)
+                context = session_context(obj, route.name, sid if route.batch else None, generation)
+                return Submission(obj, route, sid, context, self.settings, generation)
         return Skip("no route matches")
 
 
@@ -246,7 +249,12 @@ def notify_url(settings: Settings) -> str | None:
     url = settings.mps_notify_url
     if not url or not settings.callback_token:
         return url
-    token = quote(settings.callback_token.get_secret_value(), safe="")
+    return with_token(url, settings.callback_token.get_secret_value())
+
+
+def with_token(url: str, token: str) -> str:
+    """``url`` with ``token=<token>`` appended, URL-encoded (kept before a ``#fragment``)."""
+    token = quote(token, safe="")
     base, _, fragment = url.partition("#")
     sep = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
     return f"{base}{sep}token={token}" + (f"#{fragment}" if fragment else "")

@@ -25,15 +25,24 @@ _SESSION_ID = re.compile(r"^mt1-[0-9a-f]{40}$")
 SESSION_CONTEXT_LIMIT = 1000
 
 
-def session_id(obj: UploadedObject) -> str:
-    """Deterministic MPS SessionId (44 characters) of an object version: storage, bucket, key, version, size.
+def session_id(obj: UploadedObject, generation: int = 0) -> str:
+    """Deterministic MPS SessionId (44 characters) of an object version: storage, bucket, key, version, size, and
+    the reprocess ``generation``.
 
     The version is the version id, else the ETag, else the uploading request's id (COS events without either),
     so a redelivered event yields the same id and MPS rejects the repeat (``InvalidParameterValue.SessionId``),
-    while a new upload of the same key (new version, new content) yields a new one.
+    while a new upload of the same key (new version, new content) yields a new one. ``generation`` 0 is the live
+    path's (the id is unchanged from earlier releases); ``mps-triggers reprocess --generation N`` (N ≥ 1) adds
+    ``"\\x1fg<N>"`` to the hashed material, so the same object and generation always give the same id and a
+    reprocess is itself idempotent. Raises ValueError for a negative generation.
     """
+    if generation < 0:
+        raise ValueError(f"generation must be 0 or more, got {generation}")
     version = obj.version_id or obj.etag or obj.upload_id or ""
-    material = "\x1f".join([obj.storage, obj.bucket, obj.key, version, "" if obj.size is None else str(obj.size)])
+    parts = [obj.storage, obj.bucket, obj.key, version, "" if obj.size is None else str(obj.size)]
+    if generation:
+        parts.append(f"g{generation}")
+    material = "\x1f".join(parts)
     return SESSION_ID_PREFIX + hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
@@ -42,16 +51,19 @@ def is_session_id(value: Any) -> bool:
     return isinstance(value, str) and _SESSION_ID.match(value) is not None
 
 
-def session_context(obj: UploadedObject, route: str, sid: str | None = None) -> str:
+def session_context(obj: UploadedObject, route: str, sid: str | None = None, generation: int = 0) -> str:
     """Compact JSON (≤ 1000 UTF-8 bytes) naming the source object and route; MPS echoes it in every callback.
 
     Shape: ``{"v":1,"src":"s3","b":"bucket","k":"key","r":"route"}``, plus ``"s": sid`` when given (requests
-    without a SessionId parameter, BatchProcessMedia, carry it here). A key too long to fit is cut, and
+    without a SessionId parameter, BatchProcessMedia, carry it here) and ``"g": generation`` for a reprocess
+    (generation ≥ 1). A key too long to fit is cut, and
     ``"kh"`` (sha256 of the full key, 16 hex) plus ``"kt":1`` mark the cut so the archive can still match it.
     """
     doc: dict[str, Any] = {"v": 1, "src": obj.storage, "b": obj.bucket, "k": obj.key, "r": route}
     if sid:
         doc["s"] = sid
+    if generation:
+        doc["g"] = generation
     text = _compact(doc)
     if len(text.encode("utf-8")) <= SESSION_CONTEXT_LIMIT:
         return text

@@ -9,6 +9,11 @@ points the COS client at a local server while keeping the real virtual-host ``Ho
 
 Every SDK failure surfaces as :class:`StorageError` (translated in each backend's methods).
 
+Listing (``list``: paginated, 1,000 keys a page, in key order, resumable after any key; ``head``) serves the
+operator command (``mps-triggers backfill`` and the archive readers): S3 ``ListObjectsV2`` or, in a versioned
+bucket, ``ListObjectVersions`` (the latest version of each key, so a backfill derives the SessionId the live event
+would have, which names the version); COS ``GET Bucket`` with ``marker``.
+
 Besides ``put`` (overwrite), each store has ``get`` (None when the key does not exist) and ``create`` (write only if
 the key does not exist; False when it does), the conditional PUT that claims (:mod:`mps_triggers.claims`) are made
 of: S3 ``If-None-Match: *`` (S3 user guide "Conditional writes": 412 PreconditionFailed when the key exists, 409
@@ -20,7 +25,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
 from urllib.parse import urlparse
 
 from .exceptions import MpsTriggersError
@@ -32,6 +38,17 @@ CLAIM_CONTENT_TYPE = "application/json"
 
 class StorageError(MpsTriggersError):
     """Writing an archive object failed (the record is not acknowledged; the platform delivers it again)."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object of a listing or a HEAD: ``key``, ``size`` in bytes, ``etag`` (quotes stripped), ``version_id``
+    (None when the bucket is not versioned, or for S3's ``"null"`` version)."""
+
+    key: str
+    size: int | None
+    etag: str | None
+    version_id: str | None = None
 
 
 class ObjectStore(Protocol):
@@ -89,6 +106,58 @@ class S3Store:
                 return False
             raise self._error(key, exc) from None
         return True
+
+    def versioned(self) -> bool:
+        """True when the bucket's versioning is Enabled or Suspended (its objects may have version ids)."""
+        try:
+            status = self._client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        except Exception as exc:
+            raise self._error("?versioning", exc) from None
+        return status in ("Enabled", "Suspended")
+
+    def list(self, prefix: str = "", start_after: str | None = None, versions: bool = False) -> Iterator[Listed]:
+        """Every object under ``prefix`` after key ``start_after``, in key order (``versions``: the latest version
+        of each key, delete markers left out). Raises StorageError."""
+        try:
+            if not versions:
+                params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+                if start_after:
+                    params["StartAfter"] = start_after
+                for page in self._client.get_paginator("list_objects_v2").paginate(**params):
+                    for o in page.get("Contents", []):
+                        yield Listed(o["Key"], o.get("Size"), _unquote(o.get("ETag")))
+                return
+            params = {"Bucket": self.bucket, "Prefix": prefix}
+            if start_after:
+                params["KeyMarker"] = start_after
+            for page in self._client.get_paginator("list_object_versions").paginate(**params):
+                for o in page.get("Versions", []):
+                    if o.get("IsLatest"):
+                        vid = o.get("VersionId")
+                        yield Listed(o["Key"], o.get("Size"), _unquote(o.get("ETag")),
+                                     None if vid in (None, "null") else vid)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error(prefix, exc) from None
+
+    def head(self, key: str) -> Listed | None:
+        """The object's size, ETag and version id, or None when it does not exist. Raises StorageError."""
+        try:
+            h = self._client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _s3_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise self._error(key, exc) from None
+        vid = h.get("VersionId")
+        return Listed(key, h.get("ContentLength"), _unquote(h.get("ETag")), None if vid in (None, "null") else vid)
+
+    def region(self) -> str:
+        """The bucket's region (GetBucketLocation; ``us-east-1`` when S3 says none)."""
+        try:
+            return self._client.get_bucket_location(Bucket=self.bucket).get("LocationConstraint") or "us-east-1"
+        except Exception as exc:
+            raise self._error("?location", exc) from None
 
     def _creator(self) -> tuple[Any, dict[str, str]]:
         """The client and parameters of a conditional create: ``IfNoneMatch="*"`` where this botocore knows the
@@ -152,14 +221,62 @@ class CosStore:
             raise self._error(key, exc) from None
         return True
 
-    def _check_unversioned(self) -> None:
-        """COS ignores ``x-cos-forbid-overwrite`` in a bucket whose versioning was ever enabled (Enabled or
-        Suspended): asked once per container, and such a bucket is refused for claims."""
+    def list(self, prefix: str = "", start_after: str | None = None, versions: bool = False) -> Iterator[Listed]:
+        """Every object under ``prefix`` after key ``start_after``, in key order (COS ``GET Bucket``, 1,000 a page
+        with ``marker``; ``versions``: ``GET Bucket versions``, the latest of each key). Raises StorageError."""
+        marker = start_after or ""
+        try:
+            while True:
+                if versions:
+                    page = self._client.list_objects_versions(Bucket=self.bucket, Prefix=prefix, KeyMarker=marker,
+                                                              MaxKeys=1000)
+                    items = [o for o in _as_list(page.get("Version")) if str(o.get("IsLatest")).lower() == "true"]
+                else:
+                    page = self._client.list_objects(Bucket=self.bucket, Prefix=prefix, Marker=marker, MaxKeys=1000)
+                    items = _as_list(page.get("Contents"))
+                for o in items:
+                    vid = o.get("VersionId") if versions else None
+                    yield Listed(o["Key"], _int(o.get("Size")), _unquote(o.get("ETag")),
+                                 None if vid in (None, "", "null") else vid)
+                if str(page.get("IsTruncated")).lower() != "true":
+                    return
+                marker = (page.get("NextKeyMarker") if versions else page.get("NextMarker")) or \
+                    (items[-1]["Key"] if items else "")
+                if not marker:
+                    return
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error(prefix, exc) from None
+
+    def head(self, key: str) -> Listed | None:
+        """The object's size, ETag and version id, or None when it does not exist. Raises StorageError."""
+        try:
+            h = self._client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _cos_code(exc) in ("NoSuchKey", "NoSuchResource") or _cos_status(exc) == 404:
+                return None
+            raise self._error(key, exc) from None
+        vid = h.get("x-cos-version-id")
+        return Listed(key, _int(h.get("Content-Length")), _unquote(h.get("ETag")),
+                      None if vid in (None, "", "null") else vid)
+
+    def versioned(self) -> bool:
+        """True when the bucket's versioning is Enabled or Suspended."""
+        self._versioning_status()
+        return self._versioning in ("Enabled", "Suspended")
+
+    def _versioning_status(self) -> None:
         if self._versioning is None:
             try:
                 self._versioning = str(self._client.get_bucket_versioning(Bucket=self.bucket).get("Status") or "")
             except Exception as exc:
                 raise self._error("?versioning", exc) from None
+
+    def _check_unversioned(self) -> None:
+        """COS ignores ``x-cos-forbid-overwrite`` in a bucket whose versioning was ever enabled (Enabled or
+        Suspended): asked once per container, and such a bucket is refused for claims."""
+        self._versioning_status()
         if self._versioning in ("Enabled", "Suspended"):
             raise StorageError(f"cos://{self.bucket}: versioning is {self._versioning}, and COS then ignores "
                                f"x-cos-forbid-overwrite, so a claim could be taken twice: keep claims (ARCHIVE_URI) "
@@ -175,6 +292,25 @@ def _s3_code(exc: Exception) -> str:
     if isinstance(response, dict):
         return str((response.get("Error") or {}).get("Code") or "")
     return ""
+
+
+def _unquote(etag: Any) -> str | None:
+    """An ETag without its quotes (as the events carry it), or None."""
+    return str(etag).strip('"') or None if etag else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_list(value: Any) -> list[dict[str, Any]]:
+    """The COS SDK gives one listed object as a dict and several as a list."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _add_if_none_match(request: Any, **_: Any) -> None:

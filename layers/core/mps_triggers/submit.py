@@ -11,6 +11,12 @@ submitted makes the object a duplicate, one held by another invocation fails the
 delivered again later); after the request the claim is marked submitted (with the TaskId), released (MPS surely
 did not act), or left uncertain (a timeout after sending: held until its lease ends).
 
+The ledger: when ``ARCHIVE_URI`` is set, every invocation writes one object of submission lines
+(:func:`mps_triggers.lines.submission_line`, under ``event_type=submissions``): one line per object submitted,
+found duplicate or failed, and per record that could not be read. It is written after the MPS calls, which keep
+:data:`LEDGER_SECONDS` of the invocation for it; when it cannot be written, the records it covers fail and are
+delivered again, which is safe: MPS answers the repeat as a duplicate (SessionId), and the next ledger says so.
+
 Rules (DESIGN.md): a record is successful only after MPS accepted each of its objects or reported it a duplicate,
 or it was deliberately skipped; one bad record never fails the others (each record runs under the spine's record
 guard); every ProcessMedia attempt ends before the invocation's deadline less the safety margin
@@ -26,15 +32,25 @@ from typing import Any, Literal
 
 from .config import Settings, load_settings
 from .claims import CLOCK_SKEW, UNBOUNDED_LEASE, Busy, ClaimBook, Taken
-from .exceptions import ClaimBusyError, ConfigError, DeadlineError, MpsTriggersError
+from .exceptions import ClaimBusyError, ConfigError, DeadlineError, EventError, MpsTriggersError, SecretError
 from .invocation import Invocation, RecordRunner, Report, run_job
 from .logs import log
 from .mps import BATCH_PROCESS_MEDIA, MpsClient, MpsDuplicateSessionError, MpsError
-from .retries import RetryPolicy
+from .redaction import scrub
+from .retries import RetryPolicy, call_within
 from .routing import Router, S3Credentials, Skip, Submission
+from .storage import ConditionalStore
 from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
 
 Outcome = Literal["submitted", "duplicate", "skipped", "failed"]
+
+LEDGER_SECONDS = 3.0
+"""Seconds of the invocation kept, while calling MPS, for writing the ledger object afterwards (at most a quarter
+of the time the invocation has when it starts, so a short timeout still leaves the calls most of it)."""
+HEAD_TIMEOUT = 10.0
+"""Longest the HEAD of an S3 Batch Operations task's object may take (seconds)."""
+LEDGER_TIMEOUT = 10.0
+"""Longest the ledger write may take (seconds), when the invocation has more time than that."""
 
 
 @dataclass
@@ -52,6 +68,24 @@ class ObjectResult:
     error: MpsTriggersError | None = None
     attempts: int = 0
     retried: tuple[str, ...] = ()
+    api: str = "ProcessMedia"
+    generation: int = 0
+
+    def ledger_line(self, origin: str, source_type: str, at: float) -> bytes | None:
+        """This result's ledger line (:func:`~mps_triggers.lines.submission_line`); None for a skip."""
+        if self.outcome == "skipped":
+            return None
+        from .lines import submission_line  # with the first ledger, not at cold start (it loads the models)
+
+        code = message = None
+        if self.error is not None:
+            code = getattr(self.error, "code", None) or type(self.error).__name__
+            message = getattr(self.error, "message", None) or str(self.error)
+        obj = {"storage": self.obj.storage, "bucket": self.obj.bucket, "key": self.obj.key, "route": self.route}
+        return submission_line(result=self.outcome, obj=obj, session_id=self.session_id, task_id=self.task_id,
+                               error_code=code, error_message=message, at=at, origin=origin,
+                               source_type=source_type, source_id=self.record_id, api=self.api,
+                               generation=self.generation)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"record": self.record_id, "storage": self.obj.storage, "bucket": self.obj.bucket, "key": self.obj.key,
@@ -67,6 +101,39 @@ class SubmitReport(Report):
 
     event: UploadEvent | None = None
     results: list[ObjectResult] = field(default_factory=list)
+
+    def respond(self) -> dict[str, Any] | None:
+        """The platform's answer; for S3 Batch Operations, :meth:`batch_operations_response`."""
+        if self.event is not None and self.event.kind == "s3-batch-operations":
+            return self.batch_operations_response()
+        return super().respond()
+
+    def batch_operations_response(self) -> dict[str, Any]:
+        """``{"invocationSchemaVersion", "treatMissingKeysAs": "PermanentFailure", "invocationId", "results":
+        [{"taskId", "resultCode", "resultString"}]}`` (S3 user guide "Invoke AWS Lambda function"), one result per
+        task: ``Succeeded`` (submitted, duplicate, skipped), ``TemporaryFailure`` (throttling, timeouts, MPS or
+        storage unavailable, a claim held elsewhere, the ledger not written: Batch Operations retries them) or
+        ``PermanentFailure`` (the reason in ``resultString``, which lands in the completion report)."""
+        assert self.event is not None and self.event.batch is not None
+        by_record = {r.record_id: r for r in self.results}
+        results = []
+        for rec in self.event.records:
+            error = self.failures.get(rec.record_id)
+            result = by_record.get(rec.record_id)
+            if error is not None:
+                code = "TemporaryFailure" if _temporary(error) else "PermanentFailure"
+                text = f"{type(error).__name__}: {error}"
+            elif result is not None:
+                code = "Succeeded"
+                text = f"{result.outcome}" + (f" TaskId={result.task_id}" if result.task_id else "") + \
+                    (f" SessionId={result.session_id}" if result.session_id else "") + \
+                    (f": {result.reason}" if result.reason else "")
+            else:
+                code, text = "Succeeded", "; ".join(rec.ignored) or "nothing to do"
+            results.append({"taskId": rec.record_id, "resultCode": code, "resultString": text[:1000]})
+        return {"invocationSchemaVersion": self.event.batch["invocationSchemaVersion"],
+                "treatMissingKeysAs": "PermanentFailure", "invocationId": self.event.batch["invocationId"],
+                "results": results}
 
     def summary(self) -> dict[str, Any]:
         """Counts by outcome plus every object's result, as returned to direct invocations."""
@@ -86,13 +153,15 @@ class SubmitJob:
     (tests, benchmarks); by default it is built from settings on first use.
     """
 
-    def __init__(self, settings: Settings, client: MpsClient | None = None) -> None:
+    def __init__(self, settings: Settings, client: MpsClient | None = None, origin: str = "submit") -> None:
         self.settings = settings
+        self.origin = origin
         self.router = Router(settings)
         self.runner = RecordRunner(settings.mps_max_concurrency, name="mps-submit")
         self._client = client
         self._s3: S3Credentials | None = None
         self._claims: ClaimBook | None = None
+        self._archive: ConditionalStore | None = None
         self._lock = threading.RLock()  # claims() takes it and then reads the client, which takes it too
 
     @property
@@ -116,10 +185,16 @@ class SubmitJob:
                                   "S3 inputs need the AWS key MPS reads them with (or MPS_S3_CREDENTIALS_SECRET_ARN)")
             return self._s3
 
-    def claims(self) -> ClaimBook:
-        """The BatchProcessMedia claims under ``ARCHIVE_URI`` (COS with the MPS key), made on first use."""
+    @property
+    def ledger_enabled(self) -> bool:
+        """True when ``ARCHIVE_URI`` is set: every invocation then writes its submission lines there."""
+        return self.settings.archive_location is not None
+
+    def archive_store(self) -> ConditionalStore:
+        """The store under ``ARCHIVE_URI`` (COS with the MPS key, S3 with the role), made on first use. Raises
+        :class:`ConfigError` without ``ARCHIVE_URI`` (or without a region for a COS archive)."""
         with self._lock:
-            if self._claims is None:
+            if self._archive is None:
                 from .storage import open_store
                 s, location = self.settings, self.settings.archive_location
                 if location is None:
@@ -128,13 +203,42 @@ class SubmitJob:
                 creds = None
                 if location.storage == "cos":
                     if region is None:
-                        raise ConfigError("ARCHIVE_REGION", "required for claims in a COS archive")
+                        raise ConfigError("ARCHIVE_REGION", "required for claims and the ledger in a COS archive")
                     creds = self.client.credentials()
-                store = open_store(location.storage, location.bucket, region,
-                                   creds.secret_id if creds else None, creds.secret_key if creds else None,
-                                   creds.token if creds else None)
-                self._claims = ClaimBook(store, location.prefix, BATCH_PROCESS_MEDIA)  # type: ignore[arg-type]
+                self._archive = open_store(location.storage, location.bucket, region,
+                                           creds.secret_id if creds else None, creds.secret_key if creds else None,
+                                           creds.token if creds else None)  # type: ignore[assignment]
+            return self._archive  # type: ignore[return-value]
+
+    def claims(self) -> ClaimBook:
+        """The BatchProcessMedia claims under ``ARCHIVE_URI``, made on first use."""
+        with self._lock:
+            if self._claims is None:
+                store = self.archive_store()
+                self._claims = ClaimBook(store, self.settings.archive_location.prefix,  # type: ignore[union-attr]
+                                         BATCH_PROCESS_MEDIA)
             return self._claims
+
+    def write_ledger(self, lines: list[bytes], budget: float, when: float | None = None) -> str:
+        """Write ``lines`` (ledger lines) as one object under ``ARCHIVE_URI`` within ``budget`` seconds; returns its
+        key. Raises :class:`~mps_triggers.storage.StorageError`, or :class:`DeadlineError` when it did not finish
+        in time (or ``budget`` ≤ 0: not started)."""
+        from .lines import ledger_object
+        from .storage import StorageError
+
+        location = self.settings.archive_location
+        if location is None:
+            raise ConfigError("ARCHIVE_URI", "the ledger is written under ARCHIVE_URI")
+        obj = ledger_object(location.prefix, lines, time.time() if when is None else when)
+        try:
+            call_within(lambda: self.archive_store().put(obj.key, obj.data), budget, "ledger write")
+        except TimeoutError as exc:
+            raise DeadlineError(f"ledger write of {obj.key}: {exc}") from None
+        except (StorageError, ConfigError):
+            raise
+        except Exception as exc:  # the store could not be made (SDK missing, bad region)
+            raise StorageError(f"{obj.key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
+        return obj.key
 
     def run(self, event: Any, context: Any = None) -> SubmitReport:
         """Process one invocation (``context``: the platform's, or an :class:`Invocation`). Raises
@@ -142,39 +246,95 @@ class SubmitJob:
         invocation = Invocation.of(context)
         parsed = parse_upload_event(event)
         report = SubmitReport(parsed.source, invocation, event=parsed)
+        generation, bad_arguments = _batch_generation(parsed)
         work: list[tuple[UploadRecord, UploadedObject]] = []
         for rec in parsed.records:
             report.record(rec.record_id, rec.message_id)
+            if rec.error is None and bad_arguments is not None and rec.objects:
+                rec.error, rec.objects = bad_arguments, []
             if rec.error is not None:
                 report.fail(rec.record_id, rec.error)
             for reason in rec.ignored:
                 log("info", "ignored", record=rec.record_id, reason=reason)
             work.extend((rec, obj) for obj in rec.objects)
-        outcomes = self.runner.map(lambda w: self._one(w[0], w[1], invocation), work, lambda w: w[0].record_id)
+        budget = invocation.budget()
+        reserve = 0.0 if not self.ledger_enabled else \
+            LEDGER_SECONDS if budget is None else min(LEDGER_SECONDS, max(budget, 0.0) / 4)
+        outcomes = self.runner.map(lambda w: self.submit(w[1], invocation, w[0].record_id, generation, reserve),
+                                   work, lambda w: w[0].record_id)
         for (rec, obj), outcome in zip(work, outcomes):
             result = outcome if isinstance(outcome, ObjectResult) else ObjectResult(rec.record_id, obj, "failed",
                                                                                     error=outcome)
             report.results.append(result)
             if result.outcome == "failed" and result.error is not None:
                 report.fail(rec.record_id, result.error)
+        if self.ledger_enabled:
+            self._ledger(report, parsed, invocation)
         return report
 
-    def _one(self, rec: UploadRecord, obj: UploadedObject, invocation: Invocation) -> ObjectResult:
-        decision = self.router.decide(obj)
-        where = {"record": rec.record_id, "storage": obj.storage, "bucket": obj.bucket, "key": obj.key}
+    def _ledger(self, report: "SubmitReport", parsed: UploadEvent, invocation: Invocation) -> None:
+        """Write the invocation's ledger object; when it cannot be written, fail the records it covers."""
+        from .lines import submission_line
+
+        now = time.time()
+        origin = "s3-batch-operations" if parsed.kind == "s3-batch-operations" else self.origin
+        entries: list[tuple[str, bytes]] = []
+        for rec in parsed.records:
+            if rec.error is not None:
+                entries.append((rec.record_id, submission_line(
+                    result="failed", obj=None, session_id=None, task_id=None, error_code=type(rec.error).__name__,
+                    error_message=str(rec.error), at=now, origin=origin, source_type=parsed.kind,
+                    source_id=rec.record_id)))
+        for result in report.results:
+            line = result.ledger_line(origin, parsed.kind, now)
+            if line is not None:
+                entries.append((result.record_id, line))
+        skipped = sum(r.outcome == "skipped" for r in report.results)
+        if not entries:
+            if skipped:
+                log("info", "ledger: nothing to record", skipped=skipped)
+            return
+        try:
+            key = self.write_ledger([line for _, line in entries], invocation.within(LEDGER_TIMEOUT), now)
+        except (MpsTriggersError, TimeoutError) as exc:
+            error = exc if isinstance(exc, MpsTriggersError) else DeadlineError(str(exc))
+            covered = sorted({rid for rid, _ in entries if rid not in report.failures})
+            log("error", "ledger write failed", error=f"{type(error).__name__}: {error}", lines=len(entries),
+                records_failed=len(covered),
+                reason="the records it covers are delivered again; MPS answers their SessionIds as duplicates")
+            for rid in covered:
+                report.fail(rid, error)
+            return
+        log("info", "ledger written", key=key, lines=len(entries), skipped=skipped)
+
+    def submit(self, obj: UploadedObject, invocation: Invocation, record_id: str = "", generation: int = 0,
+               reserve: float = 0.0) -> ObjectResult:
+        """Decide and submit one object (ProcessMedia, or BatchProcessMedia through its claim); never raises for
+        what MPS or the object did (the :class:`ObjectResult` says ``failed`` with the error). ``generation`` ≥ 1
+        derives a reprocess SessionId; ``reserve`` seconds of the invocation are kept for work after the call
+        (the ledger). Used by the handler and by ``mps-triggers backfill``/``reprocess``."""
+        where = {"record": record_id, "storage": obj.storage, "bucket": obj.bucket, "key": obj.key}
+        if obj.needs_head:
+            try:
+                obj = self._head(obj, invocation)
+            except MpsTriggersError as exc:
+                log("error", "submit failed", error=f"{type(exc).__name__}: {exc}", **where)
+                return ObjectResult(record_id, obj, "failed", error=exc, generation=generation)
+        decision = self.router.decide(obj, generation)
         if isinstance(decision, Skip):
             log("info", "skipped", reason=decision.reason, **where)
-            return ObjectResult(rec.record_id, obj, "skipped", reason=decision.reason)
+            return ObjectResult(record_id, obj, "skipped", reason=decision.reason)
         assert isinstance(decision, Submission)
         route = decision.route
-        result = ObjectResult(rec.record_id, obj, "failed", route=route.name, session_id=decision.session_id,
+        result = ObjectResult(record_id, obj, "failed", route=route.name, session_id=decision.session_id,
                               target=f"ScheduleId={route.schedule_id}" if route.schedule_id is not None
-                              else ",".join(sorted(route.tasks or {})))
+                              else ",".join(sorted(route.tasks or {})),
+                              api=BATCH_PROCESS_MEDIA if route.batch else "ProcessMedia", generation=generation)
         if route.batch:
-            return self._batch(decision, result, invocation, where)
+            return self._batch(decision, result, invocation, where, reserve)
         try:
             request = decision.request(self.s3_credentials() if obj.storage == "s3" else None)
-            call = self.client.process_media(request, invocation.call_deadline())
+            call = self.client.process_media(request, invocation.call_deadline(reserve))
         except MpsDuplicateSessionError as exc:
             result.outcome, result.reason = "duplicate", "already submitted (MPS InvalidParameterValue.SessionId)"
             log("info", "duplicate", session_id=decision.session_id, route=route.name, mps_request_id=exc.request_id,
@@ -198,10 +358,33 @@ class SubmitJob:
         return result
 
 
-    def _batch(self, decision: Submission, result: ObjectResult, invocation: Invocation, where: dict[str, Any]
-               ) -> ObjectResult:
+    def _head(self, obj: UploadedObject, invocation: Invocation) -> UploadedObject:
+        """``obj`` with the size, ETag and version id HEAD gives (S3 Batch Operations tasks carry none), in the
+        function's region. Raises :class:`EventError` (``s3Key``) when the object does not exist, StorageError or
+        DeadlineError when HEAD fails."""
+        import dataclasses
+        import os
+
+        from .storage import open_store
+
+        store = open_store("s3", obj.bucket, None)
+        try:
+            listed = call_within(lambda: store.head(obj.key), invocation.within(HEAD_TIMEOUT), "HEAD")  # type: ignore[attr-defined]
+        except TimeoutError as exc:
+            raise DeadlineError(f"HEAD s3://{obj.bucket}/{obj.key}: {exc}") from None
+        if listed is None:
+            raise EventError(obj.uri, "s3Key", "no such object (deleted since the manifest was made?)")
+        if obj.version_id and listed.version_id and listed.version_id != obj.version_id:
+            raise EventError(obj.uri, "s3VersionId", f"version {obj.version_id} is not the latest; only the latest "
+                                                     f"version of an object is submitted")
+        region = obj.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+        return dataclasses.replace(obj, size=listed.size, etag=listed.etag,
+                                   version_id=listed.version_id or obj.version_id, region=region, needs_head=False)
+
+    def _batch(self, decision: Submission, result: ObjectResult, invocation: Invocation, where: dict[str, Any],
+               reserve: float = 0.0) -> ObjectResult:
         """BatchProcessMedia for one object, exactly once through its claim (:mod:`mps_triggers.claims`)."""
-        sid, route, deadline = decision.session_id, decision.route, invocation.call_deadline()
+        sid, route, deadline = decision.session_id, decision.route, invocation.call_deadline(reserve)
         ids = {"session_id": sid, "route": route.name, **where}
         try:
             request = decision.request(self.s3_credentials() if decision.obj.storage == "s3" else None)
@@ -262,6 +445,28 @@ class SubmitJob:
         except (MpsTriggersError, TimeoutError) as err:
             log("warning", "claim not settled", claim=claim.key, state="uncertain" if maybe else "released",
                 error=str(err), **ids)
+
+
+def _temporary(error: MpsTriggersError) -> bool:
+    """Whether a failure may pass by itself (retry later) rather than needing someone to act."""
+    from .mps import MpsTransientError
+    from .storage import StorageError
+
+    return isinstance(error, (MpsTransientError, DeadlineError, ClaimBusyError, StorageError, SecretError))
+
+
+def _batch_generation(parsed: UploadEvent) -> tuple[int, EventError | None]:
+    """The reprocess generation an S3 Batch Operations job passes in ``userArguments`` (schema 2.0:
+    ``{"generation": "1"}``); 0 otherwise. An invalid value fails every task, naming the argument."""
+    if parsed.batch is None:
+        return 0, None
+    value = parsed.batch["userArguments"].get("generation")
+    if value is None:
+        return 0, None
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        return 0, EventError("job", "userArguments.generation", f"expected a whole number ≥ 0, got {text[:20]!r}")
+    return int(text), None
 
 
 @functools.lru_cache(maxsize=1)

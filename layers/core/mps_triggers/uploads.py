@@ -9,6 +9,10 @@ Lambda event formats, Tencent SCF COS trigger 583/9707; samples in ``events/``):
 - SNS delivered straight to Lambda: ``{"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "<json>"}}]}``
 - EventBridge "Object Created" delivered straight to Lambda: ``{"detail-type": ..., "source": "aws.s3", ...}``
 - Tencent COS trigger: ``{"Records": [{"cos": {"cosBucket": ..., "cosObject": ...}, "event": {...}}]}``
+- S3 Batch Operations ``LambdaInvoke`` (S3 user guide "Invoke AWS Lambda function"): schema 1.0
+  ``{"invocationSchemaVersion": "1.0", "invocationId", "job": {"id"}, "tasks": [{"taskId", "s3Key",
+  "s3VersionId", "s3BucketArn"}]}`` and 2.0 (``tasks[].s3Bucket``, ``job.userArguments``); keys URL-encoded. The
+  event has no size or ETag: the submit job reads them with HEAD (:attr:`UploadedObject.needs_head`).
 
 Keys of notification-shaped events are URL-encoded (``red flower.mp4`` arrives as ``red+flower.mp4``) and are
 decoded with ``unquote_plus``; EventBridge keys arrive raw and are never decoded; COS keys arrive raw as
@@ -59,7 +63,9 @@ class UploadedObject:
     AWS region (``us-east-1``) or a COS region (``ap-guangzhou``), empty when the event does not say; ``key`` is the
     decoded object key without a leading ``/``; ``size`` is in bytes (None when absent); ``event_time`` is UTC
     ISO 8601. ``version_id``/``etag``/``sequencer`` are passed through when present (quotes stripped from etags).
-    ``upload_id`` is the uploading request's id when the event has one (COS ``x-cos-request-id``).
+    ``upload_id`` is the uploading request's id when the event has one (COS ``x-cos-request-id``). ``needs_head``
+    says the event gave no size and ETag (S3 Batch Operations): they are read with HEAD before the SessionId is
+    derived, so it is the one the live event would give.
     """
 
     storage: Storage
@@ -73,6 +79,11 @@ class UploadedObject:
     event_name: str = ""
     event_time: str | None = None
     upload_id: str | None = None
+    needs_head: bool = False
+
+    @property
+    def uri(self) -> str:
+        return f"{self.storage}://{self.bucket}/{self.key}"
 
 
 @dataclass
@@ -93,10 +104,13 @@ class UploadRecord:
 
 @dataclass
 class UploadEvent:
-    """A parsed invocation: ``kind`` is ``sqs``, ``s3``, ``sns``, ``eventbridge`` or ``cos``."""
+    """A parsed invocation: ``kind`` is ``sqs``, ``s3``, ``sns``, ``eventbridge``, ``cos`` or
+    ``s3-batch-operations`` (then ``batch`` holds ``invocationSchemaVersion``, ``invocationId`` and the job's
+    ``userArguments``, and each record's id is its ``taskId``)."""
 
     kind: str
     records: list[UploadRecord]
+    batch: dict[str, Any] | None = None
 
     @property
     def source(self) -> Source:
@@ -114,6 +128,8 @@ def parse_upload_event(event: Any) -> UploadEvent:
         raise EventError("event", "$", f"expected a JSON object, got {type(event).__name__}")
     if is_sqs_event(event):
         return UploadEvent("sqs", [_sqs_record(r) for r in sqs_records(event)])
+    if "invocationSchemaVersion" in event and "tasks" in event:
+        return _batch_operations(event)
     records = event.get("Records")
     if isinstance(records, list) and records:
         first = records[0] if isinstance(records[0], dict) else {}
@@ -133,6 +149,51 @@ def parse_upload_event(event: Any) -> UploadEvent:
     if isinstance(records, list):
         return UploadEvent("s3", [])
     raise EventError("event", "$", "unknown event shape: no Records, detail-type or s3:TestEvent")
+
+
+BATCH_SCHEMAS = ("1.0", "2.0")
+
+
+def _batch_operations(event: dict) -> UploadEvent:
+    """An S3 Batch Operations ``LambdaInvoke`` event (schema 1.0 or 2.0) → one record per task."""
+    version = event.get("invocationSchemaVersion")
+    if version not in BATCH_SCHEMAS:
+        raise EventError("event", "invocationSchemaVersion", f"expected 1.0 or 2.0, got {str(version)[:20]!r}")
+    invocation_id = event.get("invocationId")
+    if not isinstance(invocation_id, str) or not invocation_id:
+        raise EventError("event", "invocationId", "missing or not a string")
+    tasks = event.get("tasks")
+    if not isinstance(tasks, list):
+        raise EventError("event", "tasks", "missing or not a list")
+    job = event.get("job") if isinstance(event.get("job"), dict) else {}
+    arguments = job.get("userArguments")
+    meta = {"invocationSchemaVersion": version, "invocationId": invocation_id,
+            "userArguments": arguments if isinstance(arguments, dict) else {}}
+    records = []
+    for i, task in enumerate(tasks):
+        tid = task.get("taskId") if isinstance(task, dict) else None
+        rec = UploadRecord(record_id=tid if isinstance(tid, str) and tid else f"tasks[{i}]")
+        _fill(rec, lambda t=task, r=rec: _batch_task(t, r.record_id, f"tasks[{i}]"))
+        records.append(rec)
+    return UploadEvent("s3-batch-operations", records, meta)
+
+
+def _batch_task(task: Any, rid: str, path: str) -> list[UploadedObject | str]:
+    if not isinstance(task, dict):
+        raise EventError(rid, path, "expected a task object")
+    if not isinstance(task.get("taskId"), str) or not task["taskId"]:
+        raise EventError(rid, f"{path}.taskId", "missing, empty or not a string")
+    if "s3Bucket" in task or "s3BucketArn" not in task:  # schema 2.0 (or neither: name the 2.0 field)
+        bucket = _str(task, "s3Bucket", rid, f"{path}.")
+    else:
+        arn = _str(task, "s3BucketArn", rid, f"{path}.")
+        if not arn.startswith("arn:") or ":::" not in arn or not arn.split(":::", 1)[1]:
+            raise EventError(rid, f"{path}.s3BucketArn", f"not an S3 bucket ARN: {arn[:80]!r}")
+        bucket = arn.split(":::", 1)[1]
+    key = _str(task, "s3Key", rid, f"{path}.")
+    return [UploadedObject(storage="s3", bucket=bucket, region="",
+                           key=unquote_plus(key), version_id=_version(task.get("s3VersionId")),
+                           event_name="BatchOperations:LambdaInvoke", needs_head=True)]
 
 
 # --- one record → objects ------------------------------------------------------------------------------------------
