@@ -8,12 +8,13 @@
                                              a reduced, derandomized count)
     python3 tasks.py package-scf [--layer]   build SCF zip packages (Python3.10, x86_64) into build/scf/
     python3 tasks.py bench NAME [ARGS]       run a benchmark from bench/ (cold_start, batch_latency, archive,
-                                             archive_faults, burst, scf_cold_start, webhook_digest,
+                                             archive_faults, burst, backfill, scf_cold_start, webhook_digest,
                                              deadline)
     python3 tasks.py find-python 3.10        print the path of a CPython 3.10 interpreter, or fail
 
-Each command first makes sure `.venv/` exists and holds the pinned runtime and dev requirements
-(`layers/core/requirements.txt`, `dev/requirements.txt`); it reinstalls only when those files change. With
+Each command first makes sure `.venv/` exists and holds the pinned runtime, dev and operator-command requirements
+(`layers/core/requirements.txt`, `dev/requirements.txt`, `cli/requirements.txt`) and the `mps-triggers` command
+(`.venv/bin/mps-triggers`); it reinstalls only when those files change. With
 `--python PY`, the environment is `.venv-<major.minor>/`, made with that interpreter.
 Standard library only: this file runs before anything is installed.
 """
@@ -29,7 +30,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-INPUTS = ("pyproject.toml", "layers/core/requirements.txt", "dev/requirements.txt")
+INPUTS = ("pyproject.toml", "layers/core/requirements.txt", "dev/requirements.txt", "cli/requirements.txt")
 COMMANDS = {"demo", "test", "fuzz", "bench", "venv", "package-scf", "find-python"}
 FUZZ_TESTS = ("tests/test_fuzz.py", "tests/test_callbacks_robust.py")
 
@@ -90,7 +91,7 @@ def ensure_venv(interpreter: str | None = None) -> Path:
         print(f"installing pinned requirements into {venv_dir.name} (first run takes about a minute)", flush=True)
         pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
         subprocess.run([*pip, "install", "-U", "pip"], check=True)
-        subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
+        subprocess.run([*pip, "install", "-e", f"{ROOT}[dev,cli]"], check=True)
         stamp.write_text(digest)
     return python
 
@@ -139,7 +140,7 @@ def main(argv: list[str]) -> int:
             rest = ["--python", scf_python, *rest]
         return subprocess.call([python, "-m", "mpslocal.scf_package", *rest], cwd=ROOT, env=env)
     if not rest:
-        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|scf_cold_start|webhook_digest|deadline} [ARGS]")
+        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|backfill|scf_cold_start|webhook_digest|deadline} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 

@@ -42,6 +42,8 @@ COS_BUCKET, COS_ARCHIVE, COS_REGION = "mps-demo-1250000000", "mps-demo-archive-1
 SCHEDULE_ID = 20001
 S3_SECRET, NOTIFY_KEY = "demo-s3-secret-key-never-logged", "demo-notify-key-never-logged"
 TOKEN = "demo+token/never=logged"  # with the characters openssl rand -base64 makes: the job URL-encodes it
+BEFORE_VIDEOS = [f"before/2025/archive clip {i:02d}.mp4" for i in range(12)]
+BEFORE = BEFORE_VIDEOS + ["before/2025/", "before/empty.mp4"]  # and a folder marker and a zero-byte file
 AWS_ROUTES = [{"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": SCHEDULE_ID}]
 SCF_ROUTES = [
     {"name": "cos-inline-transcode", "prefix": "inline/", "suffixes": [".mp4"],
@@ -117,6 +119,9 @@ class Demo:
         stack, s3 = self.stack, self.s3
         for b in (S3_BUCKET, S3_ARCHIVE, COS_BUCKET, COS_ARCHIVE):
             s3.create_bucket(Bucket=b)
+        clip = make_clip(0.5, 7)
+        for key in BEFORE:  # in the bucket before the deployment (and its notification) existed: day two's backfill
+            s3.put_object(Bucket=S3_BUCKET, Key=key, Body=clip if key in BEFORE_VIDEOS else b"")
         self.upload_q, self.upload_dlq = self.queue("mps-demo-uploads")
         self.callback_q, self.callback_dlq = self.queue("mps-demo-callbacks")
         arn = self.sqs.get_queue_attributes(QueueUrl=self.upload_q, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -131,11 +136,12 @@ class Demo:
         aws_keys = {"MPS_SECRET_ID": scf_keys["TENCENTCLOUD_SECRETID"], "MPS_SECRET_KEY": scf_keys["TENCENTCLOUD_SECRETKEY"]}
         # AWS deployment
         archive_aws = self.container("archive-aws", "archive", {**local, "ARCHIVE_URI": f"s3://{S3_ARCHIVE}/callbacks"})
-        submit_aws = self.container("submit-aws", "submit", {
+        self.aws_env = {
             **local, **mps_env, **aws_keys, "MPS_ROUTES": json.dumps(AWS_ROUTES), "MPS_OUTPUT_DIR": "/mps-output/",
             "MPS_S3_SECRET_ID": "AKIADEMOMPSREADER0001", "MPS_S3_SECRET_KEY": S3_SECRET,
             "MPS_NOTIFY_SQS_QUEUE": "mps-demo-callbacks", "MPS_NOTIFY_SQS_REGION": AWS_REGION,
-            "MPS_NOTIFY_MODE": "Change", "ARCHIVE_URI": f"s3://{S3_ARCHIVE}/callbacks"})
+            "MPS_NOTIFY_MODE": "Change", "ARCHIVE_URI": f"s3://{S3_ARCHIVE}/callbacks"}
+        submit_aws = self.container("submit-aws", "submit", self.aws_env)
         self.upload_esm = SqsEventSourceMapping(self.sqs, self.upload_q, submit_aws, batch_size=10, region=AWS_REGION,
                                                 function_name="submit-aws")
         self.callback_esm = SqsEventSourceMapping(self.sqs, self.callback_q, archive_aws, batch_size=100,
@@ -209,9 +215,30 @@ class Demo:
                 if up.storage == "cos":
                     self.cos.deliver(up.key)
             self.settle()
+            self.tasks_round2 = len(self.stack.mps.tasks)
+            self.backfill()
+            self.settle()
         finally:
             self.close()
         return self.report(items, tasks_round1, logs_round1, seconds)
+
+    def backfill(self) -> None:
+        """Day two: ``mps-triggers backfill`` of the objects that were in the bucket before the deployment (the
+        command itself, as an operator runs it, with the AWS deployment's environment): plan, run, run again."""
+        import subprocess
+
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("MPS_", "ARCHIVE_"))}, **self.aws_env}
+        source = f"s3://{S3_BUCKET}/before/"
+        self.backfill_runs = []
+        for title, extra in (("the plan", ["--dry-run"]),
+                             ("the backfill", ["--rate", "20", "--report", str(OUT / "backfill.jsonl")]),
+                             ("the same command again: the ledger holds every SessionId", [])):
+            print(f"\nday two, {title}: mps-triggers backfill {source} {' '.join(extra)}".rstrip(), flush=True)
+            done = subprocess.run([sys.executable, "-m", "mps_triggers_cli", "backfill", source, *extra,
+                                   "--state-dir", str(OUT / "state")], env=env, cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE)
+            print(done.stdout, end="", flush=True)
+            self.backfill_runs.append(done.returncode)
 
     # --- report ---------------------------------------------------------------------------------------------
 
@@ -220,10 +247,13 @@ class Demo:
         return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("{")] \
             if path.exists() else []
 
-    def archive_lines(self) -> dict[str, list[dict[str, Any]]]:
+    def archive_lines(self, ledger: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Callback objects by URI; with ``ledger``, the submit job's ledger objects (event_type=submissions)."""
         out: dict[str, list[dict[str, Any]]] = {}
         for bucket, scheme in ((S3_ARCHIVE, "s3"), (COS_ARCHIVE, "cos")):
             for o in self.s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                if ("event_type=submissions/" in o["Key"]) != ledger:
+                    continue
                 data = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode("utf-8")
                 out[f"{scheme}://{bucket}/{o['Key']}"] = [json.loads(x) for x in data.splitlines()]
         return out
@@ -274,6 +304,21 @@ class Demo:
         written = [o for t in tasks for o in t.outputs]
         for out in sorted({o for o in written if written.count(o) > 1}):
             problems.append(f"two tasks write the same output {out[0]}:{out[1]}")
+        before = BEFORE_VIDEOS
+        for key in before:
+            got = by_object.pop((S3_BUCKET, key), [])
+            if len(got) != 1:
+                problems.append(f"backfill: {key} has {len(got)} tasks, expected exactly one")
+            elif got[0].task_id not in finish_line:
+                problems.append(f"backfill: {key}'s task {got[0].task_id} has no archived FINISH line")
+        if getattr(self, "backfill_runs", None) != [0, 0, 0]:
+            problems.append(f"backfill runs exited {getattr(self, 'backfill_runs', None)} (expected 0, 0, 0)")
+        report = [json.loads(x) for x in (OUT / "backfill.jsonl").read_text().splitlines()] \
+            if (OUT / "backfill.jsonl").exists() else []
+        if sorted(r["key"] for r in report if r["result"] == "submitted") != sorted(before):
+            problems.append("the backfill report does not list every pre-existing video as submitted")
+        print(f"\nBackfill: {len(before)} videos that were in the bucket before the deployment, each submitted once "
+              f"and archived; report {OUT / 'backfill.jsonl'} ({len(report)} lines)")
         for key, ts in by_object.items():
             if key not in {(u.bucket, u.key) for u in items}:
                 problems.append(f"unexpected task for {key}: {[t.task_id for t in ts]}")
@@ -297,7 +342,15 @@ class Demo:
         _table(["object", "lines", "statuses"], [
             (k, len(v), ", ".join(f"{s}×{n}" for s, n in _count(ln["status"] for ln in v).items())) for k, v in sorted(archive.items())])
 
-        new_tasks = len(tasks) - tasks_round1
+        ledger = [ln for lines in self.archive_lines(ledger=True).values() for ln in lines]
+        print(f"\nSubmission ledger (event_type=submissions): {len(ledger)} lines, "
+              f"{', '.join(f'{r}×{n}' for r, n in _count(ln['result'] for ln in ledger).items()) or 'none'}")
+        ledgered = {(ln["session_id"], ln["task_id"]) for ln in ledger if ln["result"] == "submitted"}
+        for t in tasks:
+            if (t.session_id, t.task_id) not in ledgered:
+                problems.append(f"task {t.task_id} (SessionId {t.session_id}) has no 'submitted' ledger line")
+
+        new_tasks = getattr(self, "tasks_round2", len(tasks)) - tasks_round1
         dup2 = sum(1 for ln in second if ln.get("msg") == "duplicate")
         sub2 = sum(1 for ln in second if ln.get("msg") == "submitted")
         print(f"\nRound 2 (same uploads again + redelivered events): {dup2} duplicates rejected by MPS SessionId, "

@@ -190,7 +190,8 @@ def _speed_up_moto_sqs() -> None:
 
 
 class MotoServer:
-    """moto in server mode on 127.0.0.1 (threaded werkzeug server), wrapped in :class:`CosAuthShim`."""
+    """moto in server mode on 127.0.0.1 (threaded werkzeug server), wrapped in :class:`CosAuthShim` and
+    :class:`~mpslocal.sqs_move.MessageMoveTasks` (SQS StartMessageMoveTask, which moto lacks)."""
 
     def __init__(self, port: int = 0, write_failures: dict[str, float] | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -202,7 +203,10 @@ class MotoServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:  # keep demo and test output readable
                 pass
 
-        self.shim = CosAuthShim(DomainDispatcherApplication(create_backend_app), write_failures)
+        from .sqs_move import MessageMoveTasks
+
+        self.move_tasks = MessageMoveTasks(DomainDispatcherApplication(create_backend_app))
+        self.shim = CosAuthShim(self.move_tasks, write_failures)
         self._server = make_server("127.0.0.1", port, self.shim, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
 
