@@ -222,6 +222,29 @@ def test_an_s3_inventory_manifest_is_a_source(stack, mps, bucket, tmp_path):
     assert sorted(t.body["InputInfo"]["S3InputInfo"]["S3Object"] for t in mps.tasks) == ["inv/a b.mp4", "inv/c.mp4"]
 
 
+def test_a_cos_inventory_manifest_is_a_source(stack, mps, tmp_path):
+    """COS inventory (436/33702): CSV rows with AppID and a URL-encoded Key, the manifest in the destination
+    bucket, read through the COS SDK."""
+    cos = stack.cos("ap-guangzhou")
+    media, inventory = (f"{n}-{uuid.uuid4().hex[:6]}-1250000000" for n in ("media", "inv"))
+    for b in (media, inventory):
+        cos.create_bucket(Bucket=b)
+    cos.put_object(Bucket=media, Key="cos inv/a.mp4", Body=b"video")
+    etag = cos.head_object(Bucket=media, Key="cos inv/a.mp4")["ETag"].strip('"')
+    cos.put_object(Bucket=inventory, Key="inv/data/1.csv",
+                   Body=f'"1250000000","{media}","cos%20inv/a.mp4","5","2026-11-20T01:00:00.000Z","{etag}"\n'.encode())
+    manifest = {"sourceBucket": media, "destinationBucket": f"qcs::cos:ap-guangzhou::{inventory}",
+                "fileFormat": "CSV", "fileSchema": "AppID, Bucket, Key, Size, LastModifiedDate, ETag",
+                "files": [{"key": "inv/data/1.csv", "size": 1, "MD5checksum": "x"}]}
+    cos.put_object(Bucket=inventory, Key="inv/manifest.json", Body=json.dumps(manifest).encode())
+    done = run(command_env(stack, None), "backfill", f"cos://{inventory}/inv/manifest.json", "--region",
+               "ap-guangzhou", "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [task] = mps.tasks
+    assert task.body["InputInfo"]["CosInputInfo"] == {"Bucket": media, "Region": "ap-guangzhou",
+                                                      "Object": "/cos inv/a.mp4"}
+
+
 def test_a_cos_prefix_is_a_source(stack, mps, tmp_path):
     s3 = stack.boto3("s3")
     media = f"media-{uuid.uuid4().hex[:6]}-1250000000"

@@ -134,7 +134,7 @@ def _queue_url(sqs: Any, queue: str, what: str) -> tuple[str, str]:
 
 def describe_message(body: str) -> str:
     """What a queued message is about: the object keys of an S3 notification (any envelope the submit function
-    reads), the TaskId of an MPS callback, else the start of the body."""
+    reads), the TaskId of an MPS callback, else the start of the body with secrets masked."""
     from mps_triggers.uploads import parse_upload_event
 
     try:
@@ -152,7 +152,9 @@ def describe_message(body: str) -> str:
                     return f"callback {doc.get('EventType')} TaskId {value['TaskId']}"
     except ValueError:
         pass
-    return body[:80] + ("…" if len(body) > 80 else "")
+    from mps_triggers.redaction import scrub
+
+    return scrub(body[:80]) + ("…" if len(body) > 80 else "")
 
 
 def run_redrive(args: argparse.Namespace) -> int:

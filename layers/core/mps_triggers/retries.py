@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -89,23 +90,28 @@ def retry(attempt: Callable[[], T], classify: Callable[[Exception, tuple[str, ..
 
 
 class RateLimiter:
-    """Spaces calls at most ``rate`` per second for one container (thread-safe): each :meth:`acquire` takes the next
-    free slot, ``1 / rate`` seconds after the previous one, and sleeps until it.
+    """At most ``rate`` calls per second for one container (thread-safe): a token bucket of depth one. Slots are
+    ``1 / rate`` seconds apart, and never more than ``rate`` (rounded down, at least 1) :meth:`acquire` calls return
+    within any one second, counted when they return (threads that woke late cannot bunch their calls).
 
     A container alone cannot exceed a documented API limit this way; the fleet can, and its throttled requests are
-    retried with backoff.
+    retried with backoff. ``mps-triggers backfill --rate`` paces every request, retries included, with one.
     """
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / rate
+        self.per_second = max(1, int(rate))
         self._next = 0.0
+        self._released: deque[float] = deque()
         self._lock = threading.Lock()
 
     def acquire(self, deadline: float | None = None) -> bool:
         """Wait for a slot; False (and no slot taken) when the slot would come after ``deadline``
-        (``time.monotonic()``)."""
+        (``time.monotonic()``). Slots follow one schedule, ``1 / rate`` apart (a late wake-up does not push the
+        later slots back); a release that would be the ``rate + 1``-th within one second waits for the oldest one
+        to age out."""
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next)
@@ -114,7 +120,18 @@ class RateLimiter:
             self._next = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
-        return True
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._released and now - self._released[0] >= 1.0:
+                    self._released.popleft()
+                if len(self._released) < self.per_second:
+                    self._released.append(now)
+                    return True
+                wait = self._released[0] + 1.0 - now
+            if deadline is not None and now + wait > deadline:
+                return False
+            time.sleep(wait)
 
 
 def call_within(func: Callable[[], T], timeout: float, what: str = "call") -> T:
