@@ -287,6 +287,8 @@ def test_via_queue_sends_s3_notifications_the_function_submits(stack, mps, bucke
     (["backfill", "s3://media/x"], {"MPS_SECRET_ID": None, "MPS_SECRET_KEY": None}, "MPS_SECRET_ID"),
     (["backfill", "s3://media/x"], {"MPS_ROUTES": "[{"}, "MPS_ROUTES"),
     (["reprocess"], {}, "name objects"),
+    (["backfill", "s3://media/x", "--env-file", "missing.env"], {}, "--env-file"),
+    (["backfill", "s3://media/x", "--resume", "--restart"], {}, "--resume/--restart"),
 ])
 def test_bad_input_exits_2_naming_the_argument_or_variable(stack, tmp_path, args, env_change, named):
     done = run(command_env(stack, None, **env_change), *args, cwd=tmp_path)

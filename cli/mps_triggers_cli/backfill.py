@@ -418,6 +418,9 @@ class Run:
         except (ValueError, KeyError, TypeError) as exc:
             raise UsageError("--resume", f"{self.checkpoint_path} is not a checkpoint this version can read ({exc}); "
                                          f"--restart to begin again") from None
+        if doc.get("phase") == "submit" and not self.spool_path.exists():
+            raise UsageError("--resume", f"{self.spool_path} (the listed objects) is missing; --restart to begin "
+                                         f"again")
         return doc
 
     # --- output -----------------------------------------------------------------------------------------------

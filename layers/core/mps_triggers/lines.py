@@ -38,9 +38,9 @@ its callbacks.
 Keys: ``{prefix}event_type={partition}/dt=YYYY-MM-DD/hour=HH/{name}.jsonl`` (UTC, no colons), at most
 ``len(prefix) + 168`` bytes. ``partition`` is the EventType with every character outside ``[A-Za-z0-9_-]`` made
 ``_``, cut to 64 characters (a longer one keeps 51 and adds ``-`` and 12 hex of its hash), and never one of the
-reserved names (``push_failed``, ``submissions``; a callback claiming one gets ``x-`` in front). Two EventTypes may share a
-partition (``Foo.Bar``/``Foo_Bar``): every line carries its own ``event_type``, and a batch writes one object per
-*key*, so no line replaces another.
+reserved names (``push_failed``, ``submissions``; a callback claiming one gets ``x-`` in front). Two EventTypes may
+share a partition (``Foo.Bar``/``Foo_Bar``): every line carries its own ``event_type``, and a batch writes one object
+per *key*, so no line replaces another.
 
 An HTTP or MPS-trigger callback is one object named by its line ``id``; it is partitioned by the notification's
 ``Timestamp`` only when the callback's ``Sign`` was verified (else the sender would choose the partition), by its

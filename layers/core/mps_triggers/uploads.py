@@ -11,7 +11,9 @@ Lambda event formats, Tencent SCF COS trigger 583/9707; samples in ``events/``):
 - Tencent COS trigger: ``{"Records": [{"cos": {"cosBucket": ..., "cosObject": ...}, "event": {...}}]}``
 - S3 Batch Operations ``LambdaInvoke`` (S3 user guide "Invoke AWS Lambda function"): schema 1.0
   ``{"invocationSchemaVersion": "1.0", "invocationId", "job": {"id"}, "tasks": [{"taskId", "s3Key",
-  "s3VersionId", "s3BucketArn"}]}`` and 2.0 (``tasks[].s3Bucket``, ``job.userArguments``); keys URL-encoded. The
+  "s3VersionId", "s3BucketArn"}]}`` and 2.0 (``tasks[].s3Bucket``, ``job.userArguments``); keys URL-encoded,
+  decoded with ``unquote_plus`` (tested against S3 Batch Operations in aws-powertools-lambda-python #3572: the AWS
+  example's ``unquote`` would keep a ``+`` that stands for a space). The
   event has no size or ETag: the submit job reads them with HEAD (:attr:`UploadedObject.needs_head`).
 
 Keys of notification-shaped events are URL-encoded (``red flower.mp4`` arrives as ``red+flower.mp4``) and are
