@@ -333,6 +333,9 @@ class Run:
         decision = self.job.router.decide(obj, self.o.generation)
         result = ObjectResult(f"{self.o.kind}:{index}", obj, "failed", session_id=getattr(decision, "session_id", None),
                               route=getattr(getattr(decision, "route", None), "name", None))
+        if obj.storage != "s3":
+            result.reason = "--via-queue sends S3 notifications; a COS object is submitted without it"
+            return result
         assert self._queue_pace is not None
         self._queue_pace.acquire()
         try:
