@@ -446,7 +446,7 @@ def run_replay(args: argparse.Namespace) -> int:
             for _, body in sends:
                 pace.acquire()
                 try:
-                    client.push(body)  # type: ignore[arg-type]
+                    _push_paced(client, body)  # type: ignore[arg-type]
                     sent += 1
                     progress.update(sent=1)
                 except WebhookError as exc:
@@ -463,6 +463,22 @@ def run_replay(args: argparse.Namespace) -> int:
         for e in errors:
             print(f"  failed: {e}")
     return 1 if failed else 0
+
+
+def _push_paced(client: Any, body: dict[str, Any]) -> None:
+    """Push ``body``, waiting (up to a minute) while the webhook's own pace is full (WeCom: 20 a minute): a replay
+    is not a live digest, it can wait for the robot rather than fail."""
+    from mps_triggers.webhook import WebhookRateLimitedError
+
+    deadline = time.monotonic() + 65.0
+    while True:
+        try:
+            client.push(body)
+            return
+        except WebhookRateLimitedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
 
 
 def _push_bodies(items: list[tuple[str, dict[str, Any]]], reader: ArchiveReader, settings: Any,
