@@ -193,7 +193,8 @@ def run_backfill(args: argparse.Namespace) -> int:
         if args.source.startswith("cos://"):
             raise UsageError("--via-queue", "the upload queue takes S3 notifications; COS objects are submitted "
                                             "directly (leave out --via-queue)")
-        sqs = _queue_client(args.via_queue)
+        from .operations import sqs_client
+        sqs = sqs_client(args.via_queue)
     return Run(job, source, options, sqs).execute()
 
 
@@ -215,15 +216,6 @@ def run_reprocess(args: argparse.Namespace) -> int:
         parts.append(PrefixSource(parse_uri(prefix, "--prefix"), stores))
     source = parts[0] if len(parts) == 1 else PrefixesSource(parts)
     return Run(job, source, options).execute()
-
-
-def _queue_client(queue: str) -> Any:
-    import boto3
-
-    from mps_triggers.uploads import _AWS_REGION  # the region in an SQS URL names the client's region
-
-    m = _AWS_REGION.search(queue)
-    return boto3.client("sqs", region_name=m.group(0) if m else None)
 
 
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:

@@ -102,7 +102,8 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
 
 # --- redrive -----------------------------------------------------------------------------------------------------
 
-def _sqs(queue: str) -> Any:
+def sqs_client(queue: str) -> Any:
+    """A boto3 SQS client in the region a queue URL or ARN names (the environment's region otherwise)."""
     import boto3
 
     m = re.search(r"(?:sqs[.-]|:sqs:)([a-z]{2}(?:-[a-z]+){1,2}-\d)", queue)
@@ -162,7 +163,7 @@ def run_redrive(args: argparse.Namespace) -> int:
 
     if not args.rate > 0:
         raise UsageError("--rate", "must be more than 0")
-    sqs = _sqs(args.queue)
+    sqs = sqs_client(args.queue)
     url, arn = _queue_url(sqs, args.queue, "QUEUE")
     sources = sqs.list_dead_letter_source_queues(QueueUrl=url).get("queueUrls", [])
     count = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])

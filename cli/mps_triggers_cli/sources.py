@@ -215,10 +215,7 @@ class ManifestSource(Source):
                     continue
                 bucket = fields.get("Bucket") or self.source_bucket
                 key = unquote_plus(fields.get("Key", ""))
-                size = int(fields["Size"]) if fields.get("Size", "").isdigit() else None
-                version = fields.get("VersionId") or None
-                listed = Listed(key, size, (fields.get("ETag") or "").strip('"') or None,
-                                None if version in (None, "null") else version)
+                listed = Listed.of(key, fields.get("Size"), fields.get("ETag"), fields.get("VersionId"))
                 region = self.stores.region(self.storage, bucket) if self.storage == "s3" else \
                     (self.stores.cos_region or self.data_region or "")
                 yield Item([index, row_number], uploaded(self.storage, bucket, region, listed))

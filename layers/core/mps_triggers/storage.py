@@ -50,6 +50,13 @@ class Listed:
     etag: str | None
     version_id: str | None = None
 
+    @classmethod
+    def of(cls, key: str, size: Any, etag: Any, version_id: Any = None) -> "Listed":
+        """From an SDK's or an inventory's values: size as a number or digits, ETag with or without its quotes,
+        ``"null"`` or ``""`` (S3's and COS's "no version") as no version."""
+        vid = str(version_id) if version_id not in (None, "", "null") else None
+        return cls(key, _int(size), str(etag).strip('"') or None if etag else None, vid)
+
 
 class ObjectStore(Protocol):
     """Where archive objects go. ``put`` writes ``data`` under ``key`` (overwriting) or raises StorageError."""
@@ -125,7 +132,7 @@ class S3Store:
                     params["StartAfter"] = start_after
                 for page in self._client.get_paginator("list_objects_v2").paginate(**params):
                     for o in page.get("Contents", []):
-                        yield Listed(o["Key"], o.get("Size"), _unquote(o.get("ETag")))
+                        yield Listed.of(o["Key"], o.get("Size"), o.get("ETag"))
                 return
             params = {"Bucket": self.bucket, "Prefix": prefix}
             if start_after:
@@ -133,9 +140,7 @@ class S3Store:
             for page in self._client.get_paginator("list_object_versions").paginate(**params):
                 for o in page.get("Versions", []):
                     if o.get("IsLatest"):
-                        vid = o.get("VersionId")
-                        yield Listed(o["Key"], o.get("Size"), _unquote(o.get("ETag")),
-                                     None if vid in (None, "null") else vid)
+                        yield Listed.of(o["Key"], o.get("Size"), o.get("ETag"), o.get("VersionId"))
         except StorageError:
             raise
         except Exception as exc:
@@ -149,8 +154,7 @@ class S3Store:
             if _s3_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return None
             raise self._error(key, exc) from None
-        vid = h.get("VersionId")
-        return Listed(key, h.get("ContentLength"), _unquote(h.get("ETag")), None if vid in (None, "null") else vid)
+        return Listed.of(key, h.get("ContentLength"), h.get("ETag"), h.get("VersionId"))
 
     def region(self) -> str:
         """The bucket's region (GetBucketLocation; ``us-east-1`` when S3 says none)."""
@@ -235,9 +239,7 @@ class CosStore:
                     page = self._client.list_objects(Bucket=self.bucket, Prefix=prefix, Marker=marker, MaxKeys=1000)
                     items = _as_list(page.get("Contents"))
                 for o in items:
-                    vid = o.get("VersionId") if versions else None
-                    yield Listed(o["Key"], _int(o.get("Size")), _unquote(o.get("ETag")),
-                                 None if vid in (None, "", "null") else vid)
+                    yield Listed.of(o["Key"], o.get("Size"), o.get("ETag"), o.get("VersionId") if versions else None)
                 if str(page.get("IsTruncated")).lower() != "true":
                     return
                 marker = (page.get("NextKeyMarker") if versions else page.get("NextMarker")) or \
@@ -257,9 +259,7 @@ class CosStore:
             if _cos_code(exc) in ("NoSuchKey", "NoSuchResource") or _cos_status(exc) == 404:
                 return None
             raise self._error(key, exc) from None
-        vid = h.get("x-cos-version-id")
-        return Listed(key, _int(h.get("Content-Length")), _unquote(h.get("ETag")),
-                      None if vid in (None, "", "null") else vid)
+        return Listed.of(key, h.get("Content-Length"), h.get("ETag"), h.get("x-cos-version-id"))
 
     def versioned(self) -> bool:
         """True when the bucket's versioning is Enabled or Suspended."""
@@ -294,16 +294,13 @@ def _s3_code(exc: Exception) -> str:
     return ""
 
 
-def _unquote(etag: Any) -> str | None:
-    """An ETag without its quotes (as the events carry it), or None."""
-    return str(etag).strip('"') or None if etag else None
-
-
 def _int(value: Any) -> int | None:
+    """A byte count from an SDK or an inventory (a number or its digits), or None (absent, negative, not a number)."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if number >= 0 else None
 
 
 def _as_list(value: Any) -> list[dict[str, Any]]:
