@@ -77,9 +77,11 @@ def test_schema_2_0_with_a_generation_and_a_missing_key(stack, mps, handler_env)
 def test_throttling_is_a_temporary_failure_batch_operations_retries(stack, mps, handler_env):
     _, app, _ = _setup(stack, handler_env, MPS_MAX_ATTEMPTS="2")
     mps.inject("RequestLimitExceeded", times=1000)
-    answer = app.handler(load_event("s3_batch_operations_v1.json"), LambdaContext("submit", 3))
+    try:
+        answer = app.handler(load_event("s3_batch_operations_v1.json"), LambdaContext("submit", 3))
+    finally:
+        mps.clear_faults()
     assert answer["results"][0]["resultCode"] == "TemporaryFailure", answer
-    mps.state.faults.clear()
 
 
 def test_a_bad_task_or_argument_fails_permanently_naming_the_field(stack, mps, handler_env):

@@ -273,6 +273,11 @@ class MpsEmulator:
         with self._lock:
             self.state.faults.extend([fault] * times)
 
+    def clear_faults(self) -> None:
+        """Drop the faults :meth:`inject` queued that no request has used yet."""
+        with self._lock:
+            self.state.faults.clear()
+
     def forget_sessions(self) -> None:
         """Drop the SessionId memory (as if 3 days had passed)."""
         with self._lock:
