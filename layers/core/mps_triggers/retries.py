@@ -87,6 +87,8 @@ def retry(attempt: Callable[[], T], classify: Callable[[Exception, tuple[str, ..
                 raise
             retried.append(label(exc))
             time.sleep(wait)
+            if deadline is not None and time.monotonic() + policy.min_attempt > deadline:
+                raise  # the sleep overran (a loaded host): the last real error, not an unsent attempt's
 
 
 class RateLimiter:
