@@ -172,7 +172,9 @@ def test_kill_9_half_way_then_resume_submits_every_object_exactly_once(stack, mp
     assert per_object == {k: 1 for k in keys}  # 0 submitted twice, 0 missing
     accepted = [r for r in mps.requests if r.verdict == "accepted"]
     repeats = [r for r in mps.requests if r.verdict == "InvalidParameterValue.SessionId"]
-    assert len(accepted) == 60 and len(repeats) <= 4 + 20  # at most what was in flight or done in the last second
+    # at most what was in flight (4) or done since the last checkpoint: one interval (1 s at 20/s) plus the time
+    # its own ledger and report writes took (up to half a second on a loaded machine)
+    assert len(accepted) == 60 and len(repeats) <= 4 + 20 * 1.5
     reported = {ln["key"] for ln in report(tmp_path / "r.jsonl") if ln["result"] in ("submitted", "duplicate")}
     assert reported == set(keys)
 

@@ -289,6 +289,11 @@ def component_requests(inst: dict[str, Any]) -> tuple[dict[str, Any], list[dict[
                              "TriggerDesc": json.dumps({"event": p["events"], "filter": {
                                  "Prefix": p["filter"]["prefix"], "Suffix": p["filter"]["suffix"]}}, separators=(",", ":")),
                              "Enable": "OPEN" if p["enable"] else "CLOSE"})
+        elif kind == "timer":
+            triggers.append({"FunctionName": i["name"], "Namespace": i["namespace"], "Type": "timer",
+                             "TriggerName": p["name"], "TriggerDesc": p["cronExpression"],
+                             "CustomArgument": p["argument"], "Qualifier": p["qualifier"],
+                             "Enable": "OPEN" if p["enable"] else "CLOSE"})
         elif kind == "http":
             triggers.append({"FunctionName": i["name"], "Namespace": i["namespace"], "Type": "http",
                              "TriggerName": p["name"], "Qualifier": p["qualifier"], "Enable": "OPEN",
@@ -299,7 +304,8 @@ def component_requests(inst: dict[str, Any]) -> tuple[dict[str, Any], list[dict[
 
 
 @pytest.mark.parametrize("fn, trigger_file", [("submit", "scf-CreateTrigger-submit-cos.json"),
-                                              ("archive", "scf-CreateTrigger-archive-url.json")])
+                                              ("archive", "scf-CreateTrigger-archive-url.json"),
+                                              ("compact", "scf-CreateTrigger-compact-timer.json")])
 def test_serverless_yml_deploys_the_same_function_and_triggers_as_the_tccli_payloads(fn, trigger_file):
     inst = instance(fn)
     assert inst["component"] == "scf" and inst["inputs"]["src"] == f"../../../build/scf/{fn}"
@@ -334,3 +340,22 @@ def test_serverless_layer_is_the_published_layer():
 
 def test_dotenv_example_has_no_empty_value_scf_would_refuse():
     assert all(dotenv().values())
+
+
+def test_compaction_runs_hourly_with_list_read_write_delete_in_the_archive_partitions_only():
+    role, policy = payload("cam-CreateRole-compact.json"), payload("cam-CreatePolicy-compact.json")
+    attach = payload("cam-AttachRolePolicy-compact.json")
+    function = payload("scf-CreateFunction-compact.json")
+    assert role["RoleName"] == function["Role"] == attach["AttachRoleName"] and attach["PolicyName"] == policy["PolicyName"]
+    env = env_of(function)
+    location = load_archive_settings({**env, **ROLE_KEYS}).location
+    assert env["ARCHIVE_URI"] == env_of(payload("scf-CreateFunction-archive.json"))["ARCHIVE_URI"]
+    bucket = f"qcs::cos:ap-guangzhou:uid/{location.bucket.rsplit('-', 1)[1]}:{location.bucket}"
+    listing, objects = json.loads(policy["PolicyDocument"])["statement"]
+    assert listing["action"] == ["cos:GetBucket"] and listing["resource"] == [f"{bucket}/*"]
+    assert listing["condition"]["string_like"]["cos:prefix"] == [location.prefix, f"{location.prefix}event_type=*"]
+    assert objects["action"] == ["cos:GetObject", "cos:PutObject", "cos:DeleteObject"]
+    assert objects["resource"] == [f"{bucket}/{location.prefix}event_type=*"]  # not the claims, nothing else
+    timer = payload("scf-CreateTrigger-compact-timer.json")
+    assert timer["Type"] == "timer" and timer["TriggerDesc"].split()[1:3] == ["10", "*"]  # minute 10 of every hour
+    assert function["Timeout"] == 900 and "compact" in scf_package.FUNCTIONS

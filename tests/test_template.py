@@ -194,7 +194,7 @@ def test_bucket_notifies_the_upload_queue_which_only_accepts_this_bucket(cfn):
 def test_function_environment_uses_documented_variables():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     resources = sam_template()["Resources"]
-    for fn in ("SubmitFunction", "ArchiveFunction"):
+    for fn in ("SubmitFunction", "ArchiveFunction", "CompactFunction"):
         for name in resources[fn]["Properties"]["Environment"]["Variables"]:
             assert f"`{name}`" in readme, f"{fn}: {name} is not documented in the README"
 
@@ -286,3 +286,21 @@ def test_layer_requirements_are_pinned_and_runtime_only():
     assert not names & {"boto3", "botocore", "moto", "cfn-lint", "aws-sam-translator", "pytest", "hypothesis",
                         "tencentcloud-sdk-python-mps", "tencentcloud-sdk-python-common", "imageio-ffmpeg"}
     assert not any(p.name == "mpslocal" for p in (ROOT / "layers").rglob("*"))
+
+
+def test_compact_function_runs_hourly_with_list_get_put_delete_under_the_archive_partitions_only(cfn):
+    res = cfn["Resources"]
+    [schedule] = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "cron(10 * * * ? *)" and props["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert props["Target"]["Arn"] == {"Fn::GetAtt": ["CompactFunction", "Arn"]}
+    assert json.loads(props["Target"]["Input"]) == json.loads((ROOT / "events" / "scheduler_compact.json").read_text())
+    role = res["CompactFunctionRole"]["Properties"]
+    statements = [st for p in role["Policies"] for st in p["PolicyDocument"]["Statement"]]
+    assert [st["Action"] for st in statements] == ["s3:ListBucket", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]]
+    assert statements[0]["Condition"]["StringLike"]["s3:prefix"] == [
+        {"Fn::Sub": "${ArchivePrefix}/"}, {"Fn::Sub": "${ArchivePrefix}/event_type=*"}]
+    assert statements[1]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}/event_type=*"}  # not claims/
+    fn = res["CompactFunction"]["Properties"]
+    assert fn["Timeout"] == 900 and fn["Handler"] == "app.handler"

@@ -353,7 +353,7 @@ class Run:
             reason = f"{code}: {getattr(r.error, 'message', None) or r.error}"
         self._result(obj.storage, obj.bucket, obj.key, r.route, r.session_id, r.outcome, r.task_id, reason)
         if not self.o.via_queue and self.job.ledger_enabled:
-            line = r.ledger_line(self.o.kind, "cli", time.time())
+            line = r.ledger_line(self.o.kind, "cli")
             if line is not None:
                 self._ledger.append(line)
 

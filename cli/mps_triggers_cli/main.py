@@ -42,11 +42,11 @@ examples:
 """
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("table", "json")) -> None:
     p.add_argument("--env-file", metavar="FILE", help="read the functions' environment variables from FILE "
                                                          "(dotenv syntax; its values win over the environment)")
-    p.add_argument("--format", dest="fmt", choices=("table", "json"), default="table",
-                   help="results on stdout as an aligned table (default) or one JSON document")
+    p.add_argument("--format", dest="fmt", choices=formats, default="table",
+                   help="results on stdout: " + ", ".join(formats) + " (default table)")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     p.add_argument("--verbose", action="store_true", help="the core's JSON log lines on stderr")
 
@@ -135,6 +135,8 @@ def parser() -> argparse.ArgumentParser:
 
     from .operations import add_parsers
     add_parsers(sub, _common)
+    from . import reports
+    reports.add_parsers(sub, _common)
     return top
 
 
@@ -220,8 +222,9 @@ def run_reprocess(args: argparse.Namespace) -> int:
 
 def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
     from .operations import COMMANDS as operations
+    from .reports import COMMANDS as reports
 
-    return {"backfill": run_backfill, "reprocess": run_reprocess, **operations}
+    return {"backfill": run_backfill, "reprocess": run_reprocess, **operations, **reports}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         p.print_help(sys.stderr)
         return 2
+    from mps_triggers.logs import logger
+
+    handlers = list(logger.handlers)  # put back on return: main() may run inside another program (or a test)
     try:
         load_env_file(args.env_file)
         _quiet_logs(args.verbose)
@@ -249,3 +255,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         note(f"mps-triggers {args.command}: interrupted")
         return 1
+    finally:
+        logger.handlers[:] = handlers

@@ -58,7 +58,6 @@ SAMPLE = 5
 """Messages or callbacks shown by ``--dry-run``."""
 NOTIFY_TTL = 600
 """Seconds a re-signed notification stays valid (MPS: send time + 10 minutes)."""
-_PARTITION = re.compile(r"(?:^|/)event_type=([^/]+)/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.jsonl$")
 
 
 def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -306,14 +305,15 @@ class ArchiveReader:
 
     def keys(self, partitions: set[str] | None, exclude: set[str], since: datetime | None,
              until: datetime | None) -> Iterator[str]:
+        from mps_triggers.lines import parse_key
+
         for listed in self.store.list(self.location.prefix):  # type: ignore[attr-defined]
-            m = _PARTITION.search(listed.key[len(self.location.prefix):])
-            if not m:
+            key = parse_key(listed.key, self.location.prefix)  # plain and compacted (.jsonl.gz) objects
+            if key is None:
                 continue
-            partition, day, hour = m.groups()
-            if partition in exclude or (partitions is not None and partition not in partitions):
+            if key.partition in exclude or (partitions is not None and key.partition not in partitions):
                 continue
-            at = datetime.strptime(f"{day}T{hour}", "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+            at = key.start
             if since and at < since.replace(minute=0, second=0, microsecond=0):
                 continue
             if until and at >= until:
@@ -324,9 +324,11 @@ class ArchiveReader:
         """``(key, line)`` for every line of ``keys``, each ``id`` once."""
         seen: set[str] = set()
 
+        from mps_triggers.lines import object_lines
+
         def read(key: str) -> list[tuple[str, dict[str, Any]]]:
             out = []
-            for raw in (self.store.get(key) or b"").splitlines():  # type: ignore[attr-defined]
+            for raw in object_lines(self.store.get(key) or b"", key.endswith(".gz")):  # type: ignore[attr-defined]
                 try:
                     out.append((key, json.loads(raw)))
                 except ValueError:

@@ -218,6 +218,7 @@ class Demo:
             self.tasks_round2 = len(self.stack.mps.tasks)
             self.backfill()
             self.settle()
+            self.archive_questions()
         finally:
             self.close()
         return self.report(items, tasks_round1, logs_round1, seconds)
@@ -239,6 +240,62 @@ class Demo:
                                   stdout=subprocess.PIPE)
             print(done.stdout, end="", flush=True)
             self.backfill_runs.append(done.returncode)
+
+    def archive_questions(self) -> None:
+        """Day two, the archive answers: ``mps-triggers report`` (text and the HTML file) and ``find`` of one
+        upload, over the S3 archive (copied into a local cache through the project's S3 client first), and a
+        report of the COS archive as JSON."""
+        import shutil
+        import subprocess
+
+        for old in ("cache", "cache-cos"):  # a cache of an earlier run's archive (another moto) would add its lines
+            shutil.rmtree(OUT / old, ignore_errors=True)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("MPS_", "ARCHIVE_"))}, **self.aws_env}
+        cli = [sys.executable, "-m", "mps_triggers_cli"]
+        s3_archive, cache = f"s3://{S3_ARCHIVE}/callbacks/", str(OUT / "cache")
+        self.questions: dict[str, Any] = {}
+        for title, argv in (
+                ("the report", ["report", s3_archive, "--since", "1d", "--cache", cache]),
+                ("the same as an HTML file", ["report", s3_archive, "--since", "1d", "--cache", cache, "--no-sync",
+                                              "--format", "html", "--output", str(OUT / "report.html")]),
+                ("everything that happened to one upload", ["find", s3_archive, "--cache", cache, "--no-sync",
+                                                            "--key", "uploads/red flower.mp4"]),
+                ("as JSON, for a dashboard", ["report", s3_archive, "--since", "1d", "--cache", cache, "--no-sync",
+                                              "--format", "json"])):
+            print(f"\nday two, {title}: mps-triggers {' '.join(argv)}", flush=True)
+            done = subprocess.run([*cli, *argv, "--no-progress"], env=env, cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE)
+            if argv[-1] != "json":
+                print(done.stdout, end="", flush=True)
+            self.questions[title] = (done.returncode, done.stdout)
+        cos_env = {**env, "MPS_SECRET_ID": next(iter(self.stack.mps.credentials)),
+                   "MPS_SECRET_KEY": next(iter(self.stack.mps.credentials.values()))[0]}
+        done = subprocess.run([*cli, "report", f"cos://{COS_ARCHIVE}/callbacks/", "--region", COS_REGION, "--since",
+                               "1d", "--cache", str(OUT / "cache-cos"), "--format", "json", "--no-progress"],
+                              env=cos_env, cwd=ROOT, text=True, stdout=subprocess.PIPE)
+        self.questions["cos"] = (done.returncode, done.stdout)
+
+    def check_questions(self, tasks: list[Any], problems: list[str]) -> None:
+        """The report's numbers against the emulator's tasks (per archive: S3 objects in the AWS one, COS objects
+        in the SCF one); the HTML file exists; find shows the upload's submission and its callbacks."""
+        questions = getattr(self, "questions", {})
+        for name, storage in (("as JSON, for a dashboard", "s3"), ("cos", "cos")):
+            code, out = questions.get(name, (None, ""))
+            expected = sum(1 for t in tasks if (t.session_context or {}).get("src") == storage)
+            try:
+                got = json.loads(out)["tasks"]["total"] if code == 0 else None
+            except ValueError:
+                got = None
+            if got != expected:
+                problems.append(f"report of the {storage} archive: {got} tasks (exit {code}), expected {expected}")
+        if not (OUT / "report.html").exists():
+            problems.append("report --format html wrote no file")
+        code, out = questions.get("everything that happened to one upload", (None, ""))
+        if code != 0 or "ledger" not in out or "FINISH" not in out:
+            problems.append(f"find --key printed no ledger line and FINISH callback (exit {code})")
+        else:
+            print(f"\nArchive questions: report, HTML report ({OUT / 'report.html'}) and find answered from the "
+                  f"cache {OUT / 'cache'}")
 
     # --- report ---------------------------------------------------------------------------------------------
 
@@ -381,6 +438,7 @@ class Demo:
         rejected = [a for a in self.function_url.answers if a[0] != 200]
         if rejected:
             problems.append(f"the function URL answered {len(rejected)} callbacks with an error: {rejected[:3]}")
+        self.check_questions(tasks, problems)
         self.leaks(archive)
 
         print(f"\nFunction logs: {OUT}/{{submit,archive}}-{{aws,scf}}.log")

@@ -97,11 +97,7 @@ class ArchiveJob:
     @property
     def store(self) -> ObjectStore:
         if self._store is None:
-            s = self.settings
-            self._store = open_store(self.location.storage, self.location.bucket, s.region,
-                                     s.mps_secret_id.get_secret_value() if s.mps_secret_id else None,
-                                     s.mps_secret_key.get_secret_value() if s.mps_secret_key else None,
-                                     s.mps_session_token.get_secret_value() if s.mps_session_token else None)
+            self._store = archive_store(self.settings)
         return self._store
 
     @property
@@ -320,6 +316,17 @@ class ArchiveJob:
             log("error", "push failure not recorded", webhook=self.webhook.webhook_id, callbacks=len(items),
                 task_ids=task_ids[:100], error=str(exc))
         return False
+
+
+def archive_store(settings: ArchiveSettings) -> ObjectStore:
+    """The container's store of ``ARCHIVE_URI``: S3 with the function's AWS role, COS with the Tencent Cloud key
+    (``MPS_SECRET_ID``/``MPS_SECRET_KEY``/``MPS_SESSION_TOKEN``, or SCF's role credentials) in ``ARCHIVE_REGION``.
+    Shared by the archive and compaction jobs and the command."""
+    s, location = settings, settings.location
+    return open_store(location.storage, location.bucket, s.region,
+                      s.mps_secret_id.get_secret_value() if s.mps_secret_id else None,
+                      s.mps_secret_key.get_secret_value() if s.mps_secret_key else None,
+                      s.mps_session_token.get_secret_value() if s.mps_session_token else None)
 
 
 @functools.lru_cache(maxsize=1)

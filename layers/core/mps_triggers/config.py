@@ -636,6 +636,8 @@ class ArchiveSettings(BaseModel):
     mps_secret_id: SecretStr | None = None
     mps_secret_key: SecretStr | None = None
     mps_session_token: SecretStr | None = None
+    compact_grace_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    compact_lookback_hours: int = Field(default=48, ge=1, le=90 * 24)
 
     @field_validator("archive_uri")
     @classmethod

@@ -30,7 +30,7 @@ submitted, found duplicate or failed (skips are only logged), all of one invocat
      "generation": 0, "api": "ProcessMedia", "task_id": "…" | null,
      "error": {"code": "ResourceNotFound.…", "message": "…"} | null}
 
-``origin`` is ``submit`` (the function), ``s3-batch-operations``, ``backfill`` or ``reprocess``; ``generation`` is
+``at`` is when the object was decided and its request sent; ``origin`` is ``submit`` (the function), ``s3-batch-operations``, ``backfill`` or ``reprocess``; ``generation`` is
 the reprocess generation the SessionId was derived with (:func:`mps_triggers.session.session_id`); ``object`` is
 null for a record that could not be read at all (its ``error`` names the field). SessionId joins a submission to
 its callbacks.
@@ -173,6 +173,62 @@ def object_key(prefix: str, partition: str, when: float, name: str) -> str:
     """``{prefix}event_type={partition}/dt=YYYY-MM-DD/hour=HH/{name}.jsonl`` (``prefix`` is '' or ends with '/')."""
     d = datetime.fromtimestamp(when, tz=timezone.utc)
     return f"{prefix}event_type={partition}/dt={d:%Y-%m-%d}/hour={d:%H}/{name}.jsonl"
+
+
+_KEY = re.compile(r"(?:^|/)event_type=([A-Za-z0-9_-]{1,66})/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/"
+                  r"([A-Za-z0-9_-][A-Za-z0-9_.-]{0,127})\.jsonl(\.gz)?$")
+COMPACTED = "compacted-"
+"""Name prefix of a compacted object (:mod:`mps_triggers.compact`): ``compacted-<32 hex>.jsonl.gz``."""
+
+
+@dataclass(frozen=True)
+class ArchiveKey:
+    """What an archive object's key says: ``partition`` (the ``event_type=`` value), ``day`` (``YYYY-MM-DD``),
+    ``hour`` (``HH``), ``name`` and ``compressed`` (``.jsonl.gz``: gzip, a compacted object)."""
+
+    key: str
+    partition: str
+    day: str
+    hour: str
+    name: str
+    compressed: bool
+
+    @property
+    def start(self) -> datetime:
+        """The partition hour's first instant (UTC)."""
+        return datetime.strptime(f"{self.day}T{self.hour}", "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+
+    @property
+    def relative(self) -> str:
+        """The key below the archive prefix: ``event_type=…/dt=…/hour=…/name.jsonl[.gz]``."""
+        return (f"event_type={self.partition}/dt={self.day}/hour={self.hour}/{self.name}.jsonl"
+                f"{'.gz' if self.compressed else ''}")
+
+
+def parse_key(key: str, prefix: str = "") -> ArchiveKey | None:
+    """The :class:`ArchiveKey` of an object under ``prefix``, or None for any key that is not an archive object
+    of this layout (another file, a ``..`` or a path separator inside a part, a day or hour that is no date).
+    Readers rely on it to keep a key from naming anything outside its partition folder."""
+    if not key.startswith(prefix):
+        return None
+    m = _KEY.fullmatch(key[len(prefix):])
+    if not m or not 0 <= int(m.group(3)) <= 23:
+        return None
+    try:
+        datetime.strptime(m.group(2), "%Y-%m-%d")
+    except ValueError:
+        return None
+    return ArchiveKey(key, m.group(1), m.group(2), m.group(3), m.group(4), bool(m.group(5)))
+
+
+def object_lines(data: bytes, compressed: bool) -> list[bytes]:
+    """The lines of an archive object's content (gunzipped when ``compressed``), each without its ``\\n``; empty
+    lines left out. Raises ``OSError``/``EOFError`` for a compressed object that is not whole gzip."""
+    if compressed:
+        import gzip
+
+        data = gzip.decompress(data)
+    return [ln for ln in data.split(b"\n") if ln.strip()]
 
 
 def batch_name(message_ids: Iterable[str]) -> str:

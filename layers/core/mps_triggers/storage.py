@@ -90,11 +90,39 @@ class S3Store:
                                     config=Config(retries={"mode": "standard", "max_attempts": 3},
                                                   connect_timeout=5, read_timeout=20))
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, content_type: str = CONTENT_TYPE) -> None:
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPE)
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         except Exception as exc:  # botocore ClientError, EndpointConnectionError, ...: one place to translate
             raise self._error(key, exc) from None
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The folders one level below ``prefix`` (ListObjectsV2 with ``Delimiter`` ``/``: CommonPrefixes), each
+        ending in ``/``. Raises StorageError."""
+        out: list[str] = []
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix,
+                                                                              Delimiter="/"):
+                out.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        except Exception as exc:
+            raise self._error(prefix, exc) from None
+        return out
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete ``keys`` (DeleteObjects, quiet, 1,000 a request; a key already gone is not an error). Raises
+        StorageError naming the first key S3 refused."""
+        for i in range(0, len(keys), 1000):
+            chunk = keys[i:i + 1000]
+            try:
+                answer = self._client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            except Exception as exc:
+                raise self._error(chunk[0], exc) from None
+            refused = answer.get("Errors") or []
+            if refused:
+                first = refused[0]
+                raise StorageError(f"s3://{self.bucket}/{first.get('Key')}: delete refused: {first.get('Code')} "
+                                   f"({len(refused)} keys refused)")
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -199,11 +227,43 @@ class CosStore:
             kwargs.update(Scheme=u.scheme or "http", IP=u.hostname, Port=u.port or (443 if u.scheme == "https" else 80))
         self._client = CosS3Client(CosConfig(**kwargs), retry=2)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, content_type: str = CONTENT_TYPE) -> None:
         try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=CONTENT_TYPE)
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
         except Exception as exc:  # CosServiceError, CosClientError, requests errors: one place to translate
             raise self._error(key, exc) from None
+
+    def prefixes(self, prefix: str) -> list[str]:
+        """The folders one level below ``prefix`` (COS ``GET Bucket`` with ``delimiter`` ``/``: CommonPrefixes),
+        each ending in ``/``. Raises StorageError."""
+        out: list[str] = []
+        marker = ""
+        try:
+            while True:
+                page = self._client.list_objects(Bucket=self.bucket, Prefix=prefix, Delimiter="/", Marker=marker,
+                                                 MaxKeys=1000)
+                out.extend(p["Prefix"] for p in _as_list(page.get("CommonPrefixes")))
+                marker = page.get("NextMarker") or ""
+                if str(page.get("IsTruncated")).lower() != "true" or not marker:
+                    return out
+        except Exception as exc:
+            raise self._error(prefix, exc) from None
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete ``keys``, one ``DELETE Object`` each (8 at a time; a key already gone is not an error): a role
+        then needs ``cos:DeleteObject`` on the keys' prefix only, where ``DELETE Multiple Objects`` would need a
+        permission on the bucket. Raises StorageError naming the first key COS refused."""
+        import concurrent.futures as cf
+
+        def one(key: str) -> None:
+            try:
+                self._client.delete_object(Bucket=self.bucket, Key=key)
+            except Exception as exc:
+                if _cos_code(exc) != "NoSuchKey" and _cos_status(exc) != 404:
+                    raise self._error(key, exc) from None
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, keys))
 
     def get(self, key: str) -> bytes | None:
         try:

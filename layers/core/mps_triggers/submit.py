@@ -70,9 +70,12 @@ class ObjectResult:
     retried: tuple[str, ...] = ()
     api: str = "ProcessMedia"
     generation: int = 0
+    at: float = field(default_factory=time.time)  # UNIX seconds: decided, just before the request was sent
 
-    def ledger_line(self, origin: str, source_type: str, at: float) -> bytes | None:
-        """This result's ledger line (:func:`~mps_triggers.lines.submission_line`); None for a skip."""
+    def ledger_line(self, origin: str, source_type: str) -> bytes | None:
+        """This result's ledger line (:func:`~mps_triggers.lines.submission_line`), timed :attr:`at` (when the
+        object was decided and its request sent, so a reader can measure submission → first callback); None for
+        a skip."""
         if self.outcome == "skipped":
             return None
         from .lines import submission_line  # with the first ledger, not at cold start (it loads the models)
@@ -83,7 +86,7 @@ class ObjectResult:
             message = getattr(self.error, "message", None) or str(self.error)
         obj = {"storage": self.obj.storage, "bucket": self.obj.bucket, "key": self.obj.key, "route": self.route}
         return submission_line(result=self.outcome, obj=obj, session_id=self.session_id, task_id=self.task_id,
-                               error_code=code, error_message=message, at=at, origin=origin,
+                               error_code=code, error_message=message, at=self.at, origin=origin,
                                source_type=source_type, source_id=self.record_id, api=self.api,
                                generation=self.generation)
 
@@ -286,7 +289,7 @@ class SubmitJob:
                     error_message=str(rec.error), at=now, origin=origin, source_type=parsed.kind,
                     source_id=rec.record_id)))
         for result in report.results:
-            line = result.ledger_line(origin, parsed.kind, now)
+            line = result.ledger_line(origin, parsed.kind)
             if line is not None:
                 entries.append((result.record_id, line))
         skipped = sum(r.outcome == "skipped" for r in report.results)
