@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
             rest = ["--python", scf_python, *rest]
         return subprocess.call([python, "-m", "mpslocal.scf_package", *rest], cwd=ROOT, env=env)
     if not rest:
-        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|backfill|scf_cold_start|webhook_digest|deadline} [ARGS]")
+        print("usage: python3 tasks.py bench {cold_start|batch_latency|archive|archive_faults|burst|backfill|scf_cold_start|webhook_digest|deadline|report|compact} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 

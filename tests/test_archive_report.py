@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,75 @@ def test_report_usage_errors_exit_2(tmp_path, capsys, monkeypatch):
     code, out, _ = run(capsys, "report", str(tmp_path), "--format", "json")  # an empty archive: zeros, not an error
     assert code == 0 and json.loads(out)["tasks"]["total"] == 0
     assert Path(tmp_path).is_dir()
+
+
+def _duckdb_type(hive: str) -> str:
+    """A Hive column type of the DDL as DuckDB's (string, boolean, int, struct<...>, array<...>)."""
+    hive = hive.strip()
+    simple = {"string": "VARCHAR", "boolean": "BOOLEAN", "int": "INTEGER", "bigint": "BIGINT"}
+    if hive in simple:
+        return simple[hive]
+    if hive.startswith("array<"):
+        return _duckdb_type(hive[6:-1]) + "[]"
+    assert hive.startswith("struct<"), hive
+    fields, depth, part = [], 0, ""
+    for ch in hive[7:-1] + ",":
+        if ch == "," and depth == 0:
+            name, kind = part.split(":", 1)
+            fields.append(f'"{name}" {_duckdb_type(kind)}')
+            part = ""
+            continue
+        depth += ch == "<"
+        depth -= ch == ">"
+        part += ch
+    return f"STRUCT({', '.join(fields)})"
+
+
+def test_the_athena_table_view_and_queries_answer_what_the_report_does(loop_archive, tmp_path, capsys):
+    """tables/athena.sql's columns as a DuckDB view over the synced archive (partitions by Hive folder, as the
+    projection names them), its mps_lines view verbatim, and every query of tables/queries.sql, with Trino's
+    function names as DuckDB macros."""
+    import duckdb
+
+    uri, expected, _ = loop_archive
+    cache = tmp_path / "c"
+    assert run(capsys, "archive", "sync", uri, "--cache", str(cache), "--no-progress")[0] == 0
+    tables = Path(__file__).resolve().parents[1] / "tables"
+    ddl = (tables / "athena.sql").read_text(encoding="utf-8")
+    body = ddl.split("CREATE EXTERNAL TABLE IF NOT EXISTS mps_archive (", 1)[1].split("\n)\nPARTITIONED BY", 1)[0]
+    columns = {}
+    for line in body.strip().splitlines():
+        name, kind = line.strip().rstrip(",").split(" ", 1)
+        columns[name.strip("`")] = _duckdb_type(kind)
+    assert {"id", "at", "object", "error", "payload"} <= set(columns)
+    db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    for macro in ("from_iso8601_timestamp(s) AS CAST(s AS TIMESTAMPTZ)",
+                  "json_extract_scalar(j, p) AS json_extract_string(j, p)",
+                  "approx_percentile(x, p) AS quantile_cont(x, p)"):
+        db.execute(f"CREATE MACRO {macro}")
+    spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
+    db.execute(f"""CREATE VIEW mps_archive AS SELECT * FROM read_json(
+        '{cache}/event_type=*/dt=*/hour=*/*.jsonl*',
+        format = 'newline_delimited', columns = {spec}, hive_partitioning = true,
+        hive_types = {{'event_type': 'VARCHAR', 'dt': 'VARCHAR', 'hour': 'VARCHAR'}})""")
+    db.execute(ddl.split("CREATE OR REPLACE VIEW mps_lines AS", 1)[1].strip().rstrip(";").join(
+        ["CREATE OR REPLACE VIEW mps_lines AS ", ""]))
+    since = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    until = (datetime.now(timezone.utc) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    answers = {}
+    for chunk in (tables / "queries.sql").read_text(encoding="utf-8").split("-- name: ")[1:]:
+        name, sql = chunk.split("\n", 1)
+        sql = sql.replace("'SINCE'", f"'{since}'").replace("'UNTIL'", f"'{until}'").replace("'6' HOUR", "'0' HOUR")
+        answers[name.strip()] = db.execute(sql.strip().rstrip(";")).fetchall() if "SELECT" in sql else None
+    states: dict[str, int] = {}
+    for _, state, n in answers["tasks_by_day_and_state"]:
+        states[state] = states.get(state, 0) + n
+    assert states == {"failed": expected["failed"], "stuck": 2,
+                      "succeeded": expected["tasks"] - expected["failed"] - 2}
+    assert {(code, message): n for code, message, n, _ in answers["failures_by_code"]} == expected["failed_by_code"]
+    assert sorted(row[5] for row in answers["stuck"]) == sorted(STUCK)
+    assert {row[4] for row in answers["submit_failures"]} == expected["submit_failed"]
+    assert dict(answers["objects_per_route"]) == {"broken": 2, "clips": 7, "videos": 15}
+    durations = {route: (n, p50, p99) for route, n, p50, _, p99, _ in answers["durations_by_route"]}
+    assert sum(n for n, _, _ in durations.values()) == expected["tasks"] - 2
+    assert all(0 < p50 <= p99 < 30 for _, p50, p99 in durations.values())

@@ -6,7 +6,7 @@ INTEGER, so a date range prunes whole folders before a file is opened; plain ``.
 ``.jsonl.gz`` objects are read alike, and a line repeated (a redelivered batch, a compacted copy still cached next
 to its inputs) counts once, by ``id``. No DuckDB extension is loaded or downloaded.
 
-The model the report counts (README "Archive: report"):
+The model the report counts (README "Archive"):
 
 - A **task** is one SessionId (the join key of the ledger and the callbacks; a callback without one, such as a
   task started outside mps-triggers, is its own task by TaskId). It is *in range* when it was first seen (its first
@@ -108,7 +108,7 @@ class ArchiveQuery:
     def report(self, since: datetime, until: datetime, stuck_after: float, now: datetime | None = None,
                archive: str = "", limit: int | None = None) -> dict[str, Any]:
         """The report of ``[since, until)`` as a JSON-able dict with the keys of :data:`REPORT_KEYS` (README
-        "Archive: report" documents each field). ``stuck_after`` in seconds; ``now`` (UTC) decides stuck.
+        "Archive" documents each field). ``stuck_after`` in seconds; ``now`` (UTC) decides stuck.
         ``limit`` caps the ``stuck`` and ``submit_failures`` lists (their counts stay whole)."""
         now = _naive(now or datetime.now(timezone.utc))
         lo, hi = _naive(since), _naive(until)
@@ -268,9 +268,10 @@ class ArchiveQuery:
              texts: list[str] = (), since: datetime | None = None, until: datetime | None = None
              ) -> list[dict[str, Any]]:
         """Every line (ledger, callback, push_failed) of the objects and tasks named, in time order, as written
-        in the archive, whose time is in ``[since, until)``. A key (``bucket/key`` or ``s3://bucket/key`` narrows to one bucket) brings in the
-        SessionIds and TaskIds of its lines, a TaskId its SessionIds, a text (case-insensitive, anywhere in the
-        line, the payload included) the lines that contain it and their tasks."""
+        in the archive, whose time is in ``[since, until)``. A key (``s3://bucket/key`` or ``cos://bucket/key``
+        narrows to one bucket) brings in the SessionIds and TaskIds of its lines, a TaskId its SessionIds, a text
+        (case-insensitive, anywhere in the line, the payload included) the lines that contain it and their
+        tasks. Raises ``duckdb.Error`` for a cache it cannot read."""
         db = self.db
         db.execute("CREATE OR REPLACE TEMP TABLE wanted_keys (bucket VARCHAR, key VARCHAR)")
         for key in keys:

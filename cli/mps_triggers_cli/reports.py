@@ -95,7 +95,7 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> None:
                        description="Count what the archive holds for a time range: tasks by day and state, failures "
                                    "by error code and message, durations (submission → first PROCESSING → FINISH) "
                                    "per route, tasks without a final callback (stuck), uploads that failed to "
-                                   "submit, and objects per route. README \"Archive: report\" documents every field.")
+                                   "submit, and objects per route. README \"Archive\" documents every field.")
     _archive_arguments(r)
     r.add_argument("--stuck-after", type=seconds, default=6 * 3600.0, metavar="SPAN",
                    help="a task with no final callback this long after its submission is stuck (default 6h)")
@@ -136,7 +136,8 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> None:
     c.add_argument("--dry-run", action="store_true", help="change nothing; print the partitions that would be merged")
     common(c)
 
-    a = sub.add_parser("archive", help="the archive's local cache", formatter_class=argparse.RawDescriptionHelpFormatter,
+    a = sub.add_parser("archive", help="the archive's local cache",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Work with the local copy that report and find query.")
     asub = a.add_subparsers(dest="archive_command", metavar="COMMAND")
     s = asub.add_parser("sync", help="copy the archive's new objects into the local cache", epilog=EPILOG_SYNC,
@@ -263,7 +264,8 @@ def report_text(doc: dict[str, Any], limit: int = 50) -> str:
     parts.append("\ndurations (seconds: wait = submission → first PROCESSING, run = → FINISH, total)\n")
     from .html_report import route_label
 
-    rows = [[route_label(d["route"]), d["tasks"], _secs(d["wait"], "p50"), _secs(d["wait"], "p90"), _secs(d["run"], "p50"),
+    rows = [[route_label(d["route"]), d["tasks"], _secs(d["wait"], "p50"), _secs(d["wait"], "p90"),
+             _secs(d["run"], "p50"),
              _secs(d["run"], "p90"), _secs(d["total"], "p50"), _secs(d["total"], "p90"), _secs(d["total"], "p99"),
              _secs(d["total"], "max")] for d in doc["durations"]]
     parts.append(_table_text(["route", "tasks", "wait p50", "wait p90", "run p50", "run p90", "total p50",
@@ -348,7 +350,8 @@ def run_archive(args: argparse.Namespace) -> int:
     since, until = when(args.since, "--since", now), when(args.until, "--until", now)
     source = open_archive(args.archive, args.region)
     if source.local is not None:
-        raise UsageError("ARCHIVE_URI", f"{args.archive}: a local folder is already a cache; sync reads s3:// or cos://")
+        raise UsageError("ARCHIVE_URI", f"{args.archive}: a local folder is already a cache; sync reads s3:// or "
+                                        f"cos://")
     cache = Path(args.cache) if args.cache else source.default_cache()
     result = sync(source, cache, since, until, delete=args.delete, progress=not args.no_progress)
     if args.fmt == "json":

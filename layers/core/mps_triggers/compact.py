@@ -8,7 +8,7 @@ every partition ``event_type=P/dt=D/hour=H`` under the archive prefix whose hour
 range) and that holds a plain ``.jsonl`` object or more than one object, and:
 
 1. lists the partition's archive objects (:func:`mps_triggers.lines.parse_key`; any other file is left alone);
-2. reads them all: lines deduplicated by ``id`` (a line without one, which this project never writes, by its
+2. reads them all (:data:`READERS` at once): lines deduplicated by ``id`` (a line without one, which this project never writes, by its
    bytes), ordered by time (``received_at``, ``at`` or ``failed_at``, then ``id``);
 3. writes ``compacted-<sha256 of the content, 32 hex>.jsonl.gz`` (gzip with no timestamp: the same lines always
    make the same bytes and so the same name);
@@ -23,6 +23,7 @@ line is kept twice.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import gzip
 import hashlib
@@ -37,6 +38,8 @@ from .lines import COMPACTED, ArchiveKey, object_lines, parse_key
 from .logs import log
 
 GZIP_CONTENT_TYPE = "application/gzip"
+READERS = 16
+"""Objects of a partition read at once."""
 PARTITION_RESERVE = 30.0
 """Seconds of the invocation a partition may not start in (its reads, write, read-back and deletes)."""
 
@@ -175,9 +178,10 @@ class CompactJob:
         problem: the result's ``error`` says it, and nothing was deleted."""
         result = PartitionResult(folder, inputs=len(keys))
         try:
+            with cf.ThreadPoolExecutor(READERS) as pool:
+                datas = list(pool.map(lambda k: self.store.get(k.key), keys))
             contents = []
-            for key in keys:
-                data = self.store.get(key.key)
+            for key, data in zip(keys, datas):
                 if data is None:
                     result.error = f"{key.key}: gone while compacting (another run?); left for the next run"
                     return result
