@@ -157,8 +157,9 @@ def main() -> int:
         out["generate_seconds"] = round(time.perf_counter() - t0, 1)
         out["bytes_on_disk"] = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
         glob = str(cache / "event_type=*" / "dt=*" / "hour=*" / "*.jsonl*")
-        baseline_code = ("import duckdb,sys;print(duckdb.sql(\"SELECT count(*) FROM read_json(?, format="
-                         "'newline_delimited', columns={'id':'VARCHAR'})\", params=[sys.argv[1]]).fetchone()[0])")
+        baseline_code = ("import duckdb,sys;db=duckdb.connect();db.execute('SET enable_progress_bar = false');"
+                         "print(db.execute(\"SELECT count(*) FROM read_json(?, format='newline_delimited', "
+                         "columns={'id':'VARCHAR'})\", [sys.argv[1]]).fetchone()[0])")
         runs: dict[str, list[tuple[float, float]]] = {"baseline": [], "report": [], "find": []}
         answers = {}
         for _ in range(args.rounds):

@@ -272,7 +272,11 @@ def test_report_usage_errors_exit_2(tmp_path, capsys, monkeypatch):
     assert exit_info.value.code == 2
     code, out, _ = run(capsys, "report", str(tmp_path), "--format", "json")  # an empty archive: zeros, not an error
     assert code == 0 and json.loads(out)["tasks"]["total"] == 0
-    assert Path(tmp_path).is_dir()
+    junk = tmp_path / "event_type=ScheduleTask" / "dt=2026-11-20" / "hour=00" / "junk.jsonl"
+    junk.parent.mkdir(parents=True)
+    junk.write_text("not json at all\n")
+    code, _, err = run(capsys, "report", str(tmp_path), "--since", "2026-11-19")  # a folder someone else filled
+    assert code == 1 and "could not be read" in err and "junk.jsonl" in err
 
 
 def _duckdb_type(hive: str) -> str:

@@ -199,7 +199,7 @@ def test_an_input_that_is_not_whole_gzip_fails_its_partition_and_deletes_nothing
                                  Body=gzip.compress(b'{"id":"x"}\n')[:-5])
     report = compact.CompactJob(compact_store(reader.bucket), "callbacks/").run_range(None, None)
     [result] = report.results
-    assert result.error and "gzip" in result.error.lower() or "EOF" in (result.error or "")
+    assert result.error and ("gzip" in result.error.lower() or "EOF" in result.error)
     assert set(keys) <= set(objects(stack, reader.bucket))
     with pytest.raises(compact.CompactionError):
         report.respond()

@@ -61,17 +61,23 @@ def _naive(when: datetime) -> datetime:
 
 
 class ArchiveQuery:
-    """A DuckDB connection over one cached archive folder. ``lines`` is a table of every line (each ``id`` once)
-    whose partition day is on or after ``since − LOOKBACK`` (all with ``since`` None), with ``partition`` and
-    ``t`` (the line's time: ``received_at``, ``at`` or ``failed_at``) added. Raises ``duckdb.Error`` for a cache
-    it cannot read (a file that is not JSON lines)."""
+    """A DuckDB connection over one cached archive folder. ``lines`` is a table of every line whose partition day
+    is on or after ``since − LOOKBACK`` (all with ``since`` None), with ``partition`` and ``t`` (the line's time:
+    ``received_at``, ``at`` or ``failed_at``) added, and the ``filename`` it came from with ``with_files``
+    (``find`` reads the matching lines back from their files). A line repeated in two objects (a redelivered
+    batch, a compacted copy next to its inputs) is a row per copy: every query counts by ``id`` or by task, so each
+    counts once, and the table is built without a sort (a window over a million rows cost twice the memory).
+    Raises ``duckdb.Error`` for a cache it cannot read (a file that is not JSON lines)."""
 
-    def __init__(self, cache: Path, since: datetime | None = None, memory_limit: str | None = None) -> None:
+    def __init__(self, cache: Path, since: datetime | None = None, with_files: bool = False) -> None:
         import duckdb
 
-        self.cache = Path(cache)
-        self.db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                                         **({"memory_limit": memory_limit} if memory_limit else {})})
+        self.cache, self.with_files = Path(cache), with_files
+        # no extension is ever installed or loaded; no progress bar on stdout, where the results go
+        self.db = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        self.db.execute("SET enable_progress_bar = false")
+        # rows in any order: keeping the files' order buffers every file read (out of memory on 67,000 files)
+        self.db.execute("SET preserve_insertion_order = false")
         self.files = 0
         globs = []
         for pattern in ("*.jsonl", "*.jsonl.gz"):
@@ -94,14 +100,14 @@ class ArchiveQuery:
                    coalesce(received_at, "at", failed_at) AS t
             FROM read_json([{", ".join(globs)}], format = 'newline_delimited', columns = {columns},
                            hive_partitioning = true, hive_types = {{'dt': 'DATE', 'hour': 'INTEGER'}},
-                           hive_types_autocast = false, filename = true, union_by_name = false)
+                           hive_types_autocast = false, filename = {str(with_files).lower()},
+                           union_by_name = false)
             {where}
-            QUALIFY row_number() OVER (PARTITION BY id ORDER BY filename) = 1
         """)
 
     def count(self) -> int:
         """Lines loaded (each id once)."""
-        return self.db.execute("SELECT count(*) FROM lines").fetchone()[0]
+        return self.db.execute("SELECT count(DISTINCT id) FROM lines").fetchone()[0]
 
     # --- report -----------------------------------------------------------------------------------------------
 
@@ -151,8 +157,8 @@ class ArchiveQuery:
             "SELECT " + ", ".join(f"count(*) FILTER (WHERE state = '{s}')" for s in STATES) + " FROM ranged"
         ).fetchone()))
         callbacks, submissions = db.execute("""
-            SELECT count(*) FILTER (WHERE partition NOT IN ('submissions', 'push_failed')),
-                   count(*) FILTER (WHERE partition = 'submissions')
+            SELECT count(DISTINCT id) FILTER (WHERE partition NOT IN ('submissions', 'push_failed')),
+                   count(DISTINCT id) FILTER (WHERE partition = 'submissions')
             FROM lines WHERE t >= $lo AND t < $hi""", rng).fetchone()
         tasks = {"total": sum(counts.values()), **counts, "callbacks": callbacks, "ledger_lines": submissions}
 
@@ -205,7 +211,7 @@ class ArchiveQuery:
             WITH l AS (
                 SELECT *, row_number() OVER (PARTITION BY object.storage, object.bucket, object.key
                                              ORDER BY t DESC, id) AS rn
-                FROM lines WHERE partition = 'submissions')
+                FROM (SELECT DISTINCT ON (id) * FROM lines WHERE partition = 'submissions'))
             SELECT t, origin, object, session_id, generation, error ->> '$.code', error ->> '$.message' FROM l
             WHERE result = 'failed' AND (rn = 1 OR object IS NULL) AND t >= $lo AND t < $hi
             ORDER BY t, id""", rng).fetchall()
@@ -272,6 +278,8 @@ class ArchiveQuery:
         narrows to one bucket) brings in the SessionIds and TaskIds of its lines, a TaskId its SessionIds, a text
         (case-insensitive, anywhere in the line, the payload included) the lines that contain it and their
         tasks. Raises ``duckdb.Error`` for a cache it cannot read."""
+        if not self.with_files:
+            raise ValueError("find needs ArchiveQuery(..., with_files=True)")
         db = self.db
         db.execute("CREATE OR REPLACE TEMP TABLE wanted_keys (bucket VARCHAR, key VARCHAR)")
         for key in keys:

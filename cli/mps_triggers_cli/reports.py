@@ -194,6 +194,24 @@ def _write(args: argparse.Namespace, text: str) -> None:
         sys.stdout.write(text)
 
 
+def _unreadable(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Exit 1 with DuckDB's message (it names the file) when the cache holds a file that is not JSON lines."""
+    import functools
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        import duckdb
+
+        try:
+            return func(args)
+        except duckdb.Error as exc:
+            note(f"mps-triggers {args.command}: the archive cache could not be read: {str(exc).splitlines()[0]}")
+            return 1
+
+    return run
+
+
+@_unreadable
 def run_report(args: argparse.Namespace) -> int:
     from .query import ArchiveQuery
 
@@ -296,6 +314,7 @@ def _cut(value: Any, width: int = 60) -> Any:
     return value if len(value) <= width else value[:width - 1] + "…"
 
 
+@_unreadable
 def run_find(args: argparse.Namespace) -> int:
     from .query import ArchiveQuery
 
@@ -303,7 +322,7 @@ def run_find(args: argparse.Namespace) -> int:
         raise UsageError("find", "name what to find: --key, --task-id, --session-id or --text")
     now = datetime.now(timezone.utc)
     _, cache, since, until, failed = _prepare(args, now)
-    query = ArchiveQuery(cache, since)
+    query = ArchiveQuery(cache, since, with_files=True)
     lines = query.find(task_ids=args.task_id, keys=args.key, session_ids=args.session_id, texts=args.text,
                        since=since, until=until)
     if args.fmt == "json":
