@@ -398,7 +398,12 @@ def run_compact(args: argparse.Namespace) -> int:
     source = open_archive(args.archive, args.region)
     if source.local is not None:
         raise UsageError("ARCHIVE_URI", "compact works on the archive itself: s3://bucket/prefix or cos://...")
-    grace = args.grace if args.grace is not None else float(os.environ.get("COMPACT_GRACE_MINUTES") or 60) * 60
+    grace = args.grace
+    if grace is None:
+        try:
+            grace = float(os.environ.get("COMPACT_GRACE_MINUTES") or 60) * 60
+        except ValueError:
+            raise UsageError("COMPACT_GRACE_MINUTES", "expected a number of minutes") from None
     job = CompactJob(source.store, source.prefix, grace=grace)
     if args.dry_run:
         plan = list(job.partitions(since, until, time.time()))
