@@ -73,10 +73,8 @@ def loop_archive(stack, tmp_path_factory):
         mp.setenv(k, v)
     submit.default_job.cache_clear()
     app = load_app("submit")
-    with mps._lock:
-        mps.state.tasks.clear()
-        mps.state.sessions.clear()
-    mps.deliveries.clear()
+    mps.forget_sessions()  # objects earlier tests submitted are new to MPS again
+    first_task, first_delivery = len(mps.tasks), len(mps.deliveries)  # what this loop adds comes after these
     mps.plan = FaultPlan(duplicate_callback=0.3, reorder=0.3, seed=7)
     try:
         mps.complete_after = 0.3
@@ -88,18 +86,25 @@ def loop_archive(stack, tmp_path_factory):
         assert app.handler(sqs_event(s3_body(STUCK[0]), s3_body(STUCK[1])),
                            None)["batchItemFailures"] == []
         assert wait_for(lambda: mps.pending_notifications() == 0 and len(
-            [d for d in mps.deliveries if not d.status.endswith("(duplicate)")]) == 2 * len(finishing), 30)
-        settled = []  # every delivery answered, duplicates included: the count stays put for a second
-        assert wait_for(lambda: settled.append(len(mps.deliveries)) or mps.pending_notifications() == 0 and settled[-20:] == [len(mps.deliveries)] * 20, 30)
-        assert all(d.ok for d in mps.deliveries)
+            [d for d in mps.deliveries[first_delivery:] if not d.status.endswith("(duplicate)")]
+        ) == 2 * len(finishing), 30)
+        settled: list[int] = []  # every delivery answered, duplicates included: the count stays put for a second
+
+        def still() -> bool:
+            settled.append(len(mps.deliveries))
+            return mps.pending_notifications() == 0 and settled[-20:] == [len(mps.deliveries)] * 20
+
+        assert wait_for(still, 30)
+        assert all(d.ok for d in mps.deliveries[first_delivery:])
     finally:
         mps.complete_after = None
         mps.plan = None
         server.stop()
-    finals = {d.task_id: d.body for d in mps.deliveries if d.status == "FINISH"}
-    expected = {"tasks": len(mps.tasks), "stuck": len(mps.tasks) - len(finals), "failed_by_code": {},
+    tasks = mps.tasks[first_task:]
+    finals = {d.task_id: d.body for d in mps.deliveries[first_delivery:] if d.status == "FINISH"}
+    expected = {"tasks": len(tasks), "stuck": len(tasks) - len(finals), "failed_by_code": {},
                 "failed": 0, "failed_keys": set(), "submit_failed": {"broken/b1.mp4", "broken/b2.mp4"},
-                "keys": {t.task_id: json.loads(t.body["SessionContext"])["k"] for t in mps.tasks}}
+                "keys": {t.task_id: json.loads(t.body["SessionContext"])["k"] for t in tasks}}
     for task_id, body in finals.items():
         errors = _failed_subtasks(body)
         if errors:
@@ -247,8 +252,9 @@ def test_html_report_renders_the_tables_and_charts_in_headless_chromium(loop_arc
         assert sum(b["count"] for b in bars if b["state"] == "failed") == expected["failed"]
         per_task = [b["h"] / b["count"] for b in bars]
         assert min(per_task) > 0 and max(per_task) - min(per_task) < 0.05  # drawn to scale
-        durations = browser.evaluate("[...document.querySelectorAll('#chart-durations rect.bar')].map(r => ("
-                                     "{pct: r.dataset.pct, s: +r.dataset.seconds, w: r.getBoundingClientRect().width}))")
+        durations = browser.evaluate("[...document.querySelectorAll('#chart-durations rect.bar')].map(r => ({"
+                                     "pct: r.dataset.pct, s: +r.dataset.seconds, "
+                                     "w: r.getBoundingClientRect().width}))")
         assert len(durations) == 9 and all(d["w"] > 0 for d in durations)
         widest = max(durations, key=lambda d: d["w"])
         assert widest["s"] == max(d["s"] for d in durations)
