@@ -67,10 +67,9 @@ def open_archive(uri: str | None, region: str | None = None) -> ArchiveSource:
         if not folder.is_dir():
             raise UsageError("ARCHIVE_URI", f"{uri}: not s3://, cos:// or an existing folder")
         return ArchiveSource(uri, local=folder)
+    from mps_triggers.archive_job import archive_store
     from mps_triggers.config import load_archive_settings
     from mps_triggers.exceptions import ConfigError
-
-    from .operations import ArchiveReader
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_")}  # reading needs no chat settings
     env["ARCHIVE_URI"] = uri
@@ -78,11 +77,12 @@ def open_archive(uri: str | None, region: str | None = None) -> ArchiveSource:
     if cos_region:
         env["ARCHIVE_REGION"] = cos_region
     try:
-        reader = ArchiveReader(load_archive_settings(env))
+        settings = load_archive_settings(env)
     except ConfigError as exc:
         raise UsageError(exc.variable, exc.problem) from None
-    loc = reader.location
-    return ArchiveSource(uri, store=reader.store, prefix=loc.prefix, storage=loc.storage, bucket=loc.bucket)
+    loc = settings.location
+    return ArchiveSource(uri, store=archive_store(settings), prefix=loc.prefix, storage=loc.storage,
+                         bucket=loc.bucket)
 
 
 @dataclass

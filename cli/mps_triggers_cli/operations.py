@@ -307,16 +307,13 @@ class ArchiveReader:
              until: datetime | None) -> Iterator[str]:
         from mps_triggers.lines import parse_key
 
+        from .archive import in_range
+
         for listed in self.store.list(self.location.prefix):  # type: ignore[attr-defined]
             key = parse_key(listed.key, self.location.prefix)  # plain and compacted (.jsonl.gz) objects
-            if key is None:
+            if key is None or not in_range(key, since, until):
                 continue
             if key.partition in exclude or (partitions is not None and key.partition not in partitions):
-                continue
-            at = key.start
-            if since and at < since.replace(minute=0, second=0, microsecond=0):
-                continue
-            if until and at >= until:
                 continue
             yield listed.key
 

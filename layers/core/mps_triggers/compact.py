@@ -8,8 +8,8 @@ every partition ``event_type=P/dt=D/hour=H`` under the archive prefix whose hour
 range) and that holds a plain ``.jsonl`` object or more than one object, and:
 
 1. lists the partition's archive objects (:func:`mps_triggers.lines.parse_key`; any other file is left alone);
-2. reads them all (:data:`READERS` at once): lines deduplicated by ``id`` (a line without one, which this project never writes, by its
-   bytes), ordered by time (``received_at``, ``at`` or ``failed_at``, then ``id``);
+2. reads them all (:data:`READERS` at once): lines deduplicated by ``id`` (a line without one, which this
+   project never writes, by its bytes), ordered by time (``received_at``, ``at`` or ``failed_at``, then ``id``);
 3. writes ``compacted-<sha256 of the content, 32 hex>.jsonl.gz`` (gzip with no timestamp: the same lines always
    make the same bytes and so the same name);
 4. reads it back and checks that every id and every id-less line of the inputs is in it;
@@ -95,39 +95,38 @@ class CompactReport:
         return self.summary()
 
 
-def _line_order(line: bytes) -> tuple[str, str, bytes]:
+def _read(line: bytes) -> tuple[str, tuple[str, str, bytes]]:
+    """A line's identity (its ``id``, or ``bytes:<sha256>`` for a line that has none) and its place in the
+    compacted object (time, then ``id``, then bytes; a line without a time after every timed one), from one
+    parse."""
     try:
         doc = json.loads(line)
     except ValueError:
-        return ("~", "", line)  # not JSON: after every timed line, by its bytes
+        doc = None
     if not isinstance(doc, dict):
-        return ("~", "", line)
-    when = doc.get("received_at") or doc.get("at") or doc.get("failed_at")
+        return "bytes:" + hashlib.sha256(line).hexdigest(), ("~", "", line)
     lid = doc.get("id")
-    return (when if isinstance(when, str) else "~", lid if isinstance(lid, str) else "", line)
-
-
-def _identity(line: bytes) -> str:
-    """A line's ``id``, or ``bytes:<sha256>`` for a line that has none."""
-    try:
-        doc = json.loads(line)
-        if isinstance(doc, dict) and isinstance(doc.get("id"), str) and doc["id"]:
-            return doc["id"]
-    except ValueError:
-        pass
-    return "bytes:" + hashlib.sha256(line).hexdigest()
+    when = doc.get("received_at") or doc.get("at") or doc.get("failed_at")
+    identity = lid if isinstance(lid, str) and lid else "bytes:" + hashlib.sha256(line).hexdigest()
+    return identity, (when if isinstance(when, str) else "~", lid if isinstance(lid, str) else "", line)
 
 
 def merge(contents: Iterable[tuple[bytes, bool]]) -> tuple[bytes, set[str]]:
     """The compacted content (gzip, no timestamp) of objects ``(data, compressed)`` and the identities of every
     line in it. Raises ``OSError``/``EOFError`` for a compressed input that is not whole gzip."""
-    kept: dict[str, bytes] = {}
+    kept: dict[str, tuple[str, str, bytes]] = {}
     for data, compressed in contents:
         for line in object_lines(data, compressed):
-            kept.setdefault(_identity(line), line)
-    ordered = sorted(kept.values(), key=_line_order)
-    plain = b"".join(line + b"\n" for line in ordered)
+            identity, order = _read(line)
+            kept.setdefault(identity, order)
+    plain = b"".join(order[2] + b"\n" for order in sorted(kept.values()))
     return gzip.compress(plain, compresslevel=6, mtime=0), set(kept)
+
+
+def identities(data: bytes, compressed: bool) -> set[str]:
+    """The identities of the lines of one object (what :func:`merge` keeps), for checking a written object.
+    Raises ``OSError``/``EOFError`` for a compressed object that is not whole gzip."""
+    return {_read(line)[0] for line in object_lines(data, compressed)}
 
 
 class CompactJob:
@@ -187,10 +186,10 @@ class CompactJob:
                     return result
                 result.bytes_in += len(data)
                 contents.append((data, key.compressed))
-            merged, identities = merge(contents)
+            merged, kept = merge(contents)
             name = f"{COMPACTED}{hashlib.sha256(merged).hexdigest()[:32]}"
             target = f"{self.prefix}{folder}{name}.jsonl.gz"
-            result.lines, result.bytes_out, result.key = len(identities), len(merged), target
+            result.lines, result.bytes_out, result.key = len(kept), len(merged), target
             if len(keys) == 1 and keys[0].key == target:
                 result.skipped = "already compact"
                 return result
@@ -199,9 +198,9 @@ class CompactJob:
             if back is None:
                 result.error = f"{target}: not readable right after it was written; inputs kept"
                 return result
-            _, written = merge([(back, True)])
-            missing = identities - written
-            if missing or len(written) != len(identities):
+            written = identities(back, True)
+            missing = kept - written
+            if missing or len(written) != len(kept):
                 result.error = f"{target}: read back {len(written)} lines, {len(missing)} missing; inputs kept"
                 return result
             inputs = [k.key for k in keys if k.key != target]

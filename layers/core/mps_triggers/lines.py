@@ -30,10 +30,10 @@ submitted, found duplicate or failed (skips are only logged), all of one invocat
      "generation": 0, "api": "ProcessMedia", "task_id": "…" | null,
      "error": {"code": "ResourceNotFound.…", "message": "…"} | null}
 
-``at`` is when the object was decided and its request sent; ``origin`` is ``submit`` (the function), ``s3-batch-operations``, ``backfill`` or ``reprocess``; ``generation`` is
-the reprocess generation the SessionId was derived with (:func:`mps_triggers.session.session_id`); ``object`` is
-null for a record that could not be read at all (its ``error`` names the field). SessionId joins a submission to
-its callbacks.
+``at`` is when the object was decided and its request sent; ``origin`` is ``submit`` (the function),
+``s3-batch-operations``, ``backfill`` or ``reprocess``; ``generation`` is the reprocess generation the SessionId was
+derived with (:func:`mps_triggers.session.session_id`); ``object`` is null for a record that could not be read at
+all (its ``error`` names the field). SessionId joins a submission to its callbacks.
 
 Keys: ``{prefix}event_type={partition}/dt=YYYY-MM-DD/hour=HH/{name}.jsonl`` (UTC, no colons), at most
 ``len(prefix) + 168`` bytes. ``partition`` is the EventType with every character outside ``[A-Za-z0-9_-]`` made
