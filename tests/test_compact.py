@@ -40,11 +40,17 @@ def hours_ago(h: int) -> int:
 
 
 def objects(stack, bucket: str) -> dict[str, bytes]:
+    """Every object of ``bucket`` and its bytes. A listed object gone before its GET is left out: a killed
+    compaction's last request (its DeleteObjects, only ever sent once the compacted object was written and read
+    back, so listed here too) can still be running in the server when the process is gone."""
     s3 = stack.boto3("s3")
     out = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for o in page.get("Contents", []):
-            out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            try:
+                out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+            except s3.exceptions.NoSuchKey:
+                continue
     return out
 
 
@@ -158,7 +164,7 @@ def test_compaction_killed_at_random_points_never_loses_or_duplicates_a_line(arc
     argv = [sys.executable, "-m", "mps_triggers_cli", "compact", f"s3://{bucket}/callbacks/", "--no-progress"]
     t0 = time.monotonic()
     assert subprocess.run(argv, env=env, capture_output=True, timeout=120).returncode == 0
-    full = time.monotonic() - t0
+    full = time.monotonic() - t0  # then the shortest run seen to completion: later runs merge fewer objects
     expected = {folder: set(ids) for folder, ids in lines_by_partition(stack, bucket).items()}
     kills = completed = 0
     next_n = 2000
@@ -169,6 +175,7 @@ def test_compaction_killed_at_random_points_never_loses_or_duplicates_a_line(arc
         write_callbacks(app, numbers, hours_ago(hour))
         for folder, ids in lines_by_partition(stack, bucket).items():
             expected.setdefault(folder, set()).update(ids)
+        started = time.monotonic()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.0, full * 1.1))
         if proc.poll() is None:
@@ -176,12 +183,14 @@ def test_compaction_killed_at_random_points_never_loses_or_duplicates_a_line(arc
             kills += 1
         else:
             completed += 1
+            assert proc.returncode == 0, f"run {i} exited {proc.returncode}"
+            full = min(full, time.monotonic() - started)
         proc.wait(30)
         now = lines_by_partition(stack, bucket)
         for folder, ids in expected.items():
             missing = ids - set(now.get(folder, []))
             assert not missing, f"run {i}: {len(missing)} lines lost in {folder}"
-    assert kills >= 20  # most runs really were cut short
+    assert kills >= 20, (kills, completed, full)  # most runs really were cut short
     assert subprocess.run(argv, env=env, capture_output=True, timeout=120).returncode == 0
     final = lines_by_partition(stack, bucket)
     for folder, ids in expected.items():
