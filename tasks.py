@@ -30,7 +30,8 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-INPUTS = ("pyproject.toml", "layers/core/requirements.txt", "dev/requirements.txt", "cli/requirements.txt")
+PINS = ("layers/core/requirements.txt", "cli/requirements.txt", "dev/requirements.txt")
+INPUTS = ("pyproject.toml", *PINS)
 COMMANDS = {"demo", "test", "fuzz", "bench", "venv", "package-scf", "find-python"}
 FUZZ_TESTS = ("tests/test_fuzz.py", "tests/test_callbacks_robust.py")
 
@@ -91,9 +92,22 @@ def ensure_venv(interpreter: str | None = None) -> Path:
         print(f"installing pinned requirements into {venv_dir.name} (first run takes about a minute)", flush=True)
         pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
         subprocess.run([*pip, "install", "-U", "pip"], check=True)
-        subprocess.run([*pip, "install", "-e", f"{ROOT}[dev,cli]"], check=True)
+        # the exact pins (the layer's, the command's, the dev tools'), then the project itself on top of them
+        subprocess.run([*pip, "install", *(a for name in PINS for a in ("-r", str(ROOT / name)))], check=True)
+        subprocess.run([*pip, "install", "--no-deps", "-e", str(ROOT)], check=True)
         stamp.write_text(digest)
+    _dev_path(python)
     return python
+
+
+def _dev_path(python: Path) -> None:
+    """Put ``dev/`` (the local stack, ``mpslocal``, which the package does not ship) on the environment's path."""
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    pth = Path(purelib) / "mps_triggers_dev.pth"
+    wanted = f"{ROOT / 'dev'}\n"
+    if not pth.exists() or pth.read_text() != wanted:
+        pth.write_text(wanted)
 
 
 def main(argv: list[str]) -> int:
