@@ -58,7 +58,7 @@ def test_forged_or_expired_callbacks_are_rejected_and_nothing_is_written(archive
     assert resp["statusCode"] == status and reason in json.loads(resp["body"])["error"]
     assert store.objects() == {}
     log = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert any(x["msg"] == "callback rejected" and reason in x["reason"] for x in log)
+    assert any(x.get("message") == "callback rejected" and reason in x["reason"] for x in log)
 
 
 def test_clock_skew_is_configurable(archive):

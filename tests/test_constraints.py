@@ -87,7 +87,7 @@ def body(key, region="us-east-1", bucket="media-in"):
 
 
 def failed_with(lines, rule):
-    return [ln for ln in lines if ln.get("msg") == "submit failed" and rule in ln.get("error", "")]
+    return [ln for ln in lines if ln.get("message") == "submit failed" and rule in ln.get("error", "")]
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def test_each_upload_class_fails_its_record_with_a_named_field(handler_env, mps,
                                     sqs_record("poison", UPLOAD_POISON[name])]}, None)
     assert resp == {"batchItemFailures": [{"itemIdentifier": "poison"}]} and len(mps.tasks) == 1
     [bad] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"bad record"' in x]
-    assert bad["record"] == "poison" and bad["field"].startswith("body") and bad["level"] == "error"
+    assert bad["record"] == "poison" and bad["field"].startswith("body") and bad["level"] == "ERROR"
 
 
 def test_s3_version_id_null_is_no_version(handler_env, mps):
@@ -234,7 +234,7 @@ def test_cold_start_warns_when_callbacks_are_not_authenticated(archive, capsys):
     app, _ = archive(MPS_NOTIFY_KEY=None)
     app.handler(load_event("sqs_callbacks.json"), None)
     warnings = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "not authenticated" in x]
-    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
+    assert len(warnings) == 1 and warnings[0]["level"] == "WARNING"
     app, _ = archive(CALLBACK_TOKEN="tok-1234")
     app.handler(load_event("sqs_callbacks.json"), None)
     assert "not authenticated" not in capsys.readouterr().out
@@ -271,15 +271,16 @@ def test_log_lines_stay_one_line_and_utf8(handler_env, mps, capsys):
 def test_log_context_is_reset_at_the_start_of_every_invocation(handler_env, mps, capsys, monkeypatch):
     app = handler_env()
     app.handler(load_event("sqs_s3_put.json"), {"request_id": "first-request"})
-    assert '"request_id":"first-request"' in capsys.readouterr().out
+    assert '"function_request_id":"first-request"' in capsys.readouterr().out
     monkeypatch.setenv("MPS_ROUTES", "not json")
     from mps_triggers import submit
 
     submit.default_job.cache_clear()
     with pytest.raises(ConfigError):
         app.handler(load_event("sqs_s3_put.json"), {"request_id": "second-request"})
-    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    assert line["msg"] == "invalid configuration" and line["request_id"] == "second-request"
+    [line, metrics] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert line["message"] == "invalid configuration" and line["function_request_id"] == "second-request"
+    assert metrics["InvocationFailed"] == 1 and "_aws" in metrics  # the invocation's EMF line
 
 
 # --- secrets never in a log line or an error message ----------------------------------------------------------------

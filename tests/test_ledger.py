@@ -74,7 +74,7 @@ def test_a_ledger_that_cannot_be_written_fails_the_records_it_covers_and_the_ret
                                                               {"itemIdentifier": "msg-1"}]}
     assert len(mps.tasks) == 2  # MPS has the tasks; only their record is missing
     logged = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    assert any(x["msg"] == "ledger write failed" and x["records_failed"] == 2 for x in logged)
+    assert any(x["message"] == "ledger write failed" and x["records_failed"] == 2 for x in logged)
     stack.boto3("s3").create_bucket(Bucket=bucket)
     assert app.handler(event, None) == {"batchItemFailures": []}
     lines = Reader(stack, bucket).ledger()

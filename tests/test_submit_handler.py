@@ -87,7 +87,8 @@ def test_invalid_configuration_fails_the_invocation_naming_the_variable(handler_
     with pytest.raises(ConfigError) as info:
         app.handler(load_event("sqs_s3_put.json"), None)
     assert info.value.variable == "MPS_ROUTES[0] (v)"
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["variable"] == "MPS_ROUTES[0] (v)"
+    [error] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"level":"ERROR"' in x]
+    assert error["variable"] == "MPS_ROUTES[0] (v)"
 
 
 def test_unknown_event_shape_raises(handler_env):
@@ -124,9 +125,9 @@ def test_log_lines_correlate_key_session_and_task(handler_env, mps, capsys):
     app.handler(load_event("sqs_s3_put.json"), type("Ctx", (), {"aws_request_id": "req-1",
                                                                 "get_remaining_time_in_millis": lambda self: 30000})())
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    submitted = [x for x in lines if x["msg"] == "submitted"]
+    submitted = [x for x in lines if x.get("message") == "submitted"]
     assert {x["task_id"] for x in submitted} == {t.task_id for t in mps.tasks}
-    assert all(x["request_id"] == "req-1" and x["session_id"].startswith("mt1-") and x["key"] for x in submitted)
+    assert all(x["function_request_id"] == "req-1" and x["session_id"].startswith("mt1-") and x["key"] for x in submitted)
 
 
 def test_credentials_from_secrets_manager(handler_env, mps, stack, monkeypatch, capsys):

@@ -327,7 +327,7 @@ class Demo:
         second = [ln for n, lines in submit_logs.items() for ln in lines[logs_round1[n]:]]
         outcome = {}
         for ln in first:
-            if ln.get("msg") in ("submitted", "skipped", "duplicate", "submit failed"):
+            if ln.get("message") in ("submitted", "skipped", "duplicate", "submit failed"):
                 outcome.setdefault((ln["bucket"], ln["key"]), ln)
         archive = self.archive_lines()
         finish_line: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -342,7 +342,7 @@ class Demo:
             if up.expect != "submit":
                 if submitted:
                     problems.append(f"{up.label}: submitted but should have been skipped ({up.expect})")
-                if not got or got.get("msg") != "skipped" or not got.get("reason", "").startswith(up.expect):
+                if not got or got.get("message") != "skipped" or not got.get("reason", "").startswith(up.expect):
                     problems.append(f"{up.label}: expected skip '{up.expect}', got {got and got.get('reason') or got}")
                 continue
             if len(submitted) != 1:
@@ -382,14 +382,14 @@ class Demo:
 
         print(f"\nSubmitted ({len(rows)} objects, {len(tasks)} MPS tasks; round 1 with every callback took {seconds:.1f}s):")
         _table(["object", "rule", "ScheduleId / task", "SessionId", "output folder (OutputDir)"], rows)
-        skipped = [(f"{ln['storage']}://{ln['bucket']}/{ln['key']}", ln["reason"]) for ln in first if ln.get("msg") == "skipped"]
+        skipped = [(f"{ln['storage']}://{ln['bucket']}/{ln['key']}", ln["reason"]) for ln in first if ln.get("message") == "skipped"]
         print(f"\nSkipped ({len(skipped)}):")
         _table(["object", "reason"], skipped)
-        ignored = [ln["reason"] for ln in first if ln.get("msg") == "ignored"]
+        ignored = [ln["reason"] for ln in first if ln.get("message") == "ignored"]
         print(f"\nIgnored events: {', '.join(ignored) or '(none)'}")
         if not any(r == "s3:TestEvent" for r in ignored):
             problems.append("the s3:TestEvent message was not acknowledged as ignored")
-        dupes1 = [f"{d['storage']}://{d['bucket']}/{d['key']}" for d in first if d.get("msg") == "duplicate"]
+        dupes1 = [f"{d['storage']}://{d['bucket']}/{d['key']}" for d in first if d.get("message") == "duplicate"]
         if dupes1:
             print(f"Duplicate deliveries in round 1, rejected by SessionId: {', '.join(dupes1)}")
 
@@ -408,8 +408,8 @@ class Demo:
                 problems.append(f"task {t.task_id} (SessionId {t.session_id}) has no 'submitted' ledger line")
 
         new_tasks = getattr(self, "tasks_round2", len(tasks)) - tasks_round1
-        dup2 = sum(1 for ln in second if ln.get("msg") == "duplicate")
-        sub2 = sum(1 for ln in second if ln.get("msg") == "submitted")
+        dup2 = sum(1 for ln in second if ln.get("message") == "duplicate")
+        sub2 = sum(1 for ln in second if ln.get("message") == "submitted")
         print(f"\nRound 2 (same uploads again + redelivered events): {dup2} duplicates rejected by MPS SessionId, "
               f"{sub2} submitted, {new_tasks} new MPS tasks")
         if new_tasks or sub2:
@@ -418,8 +418,8 @@ class Demo:
         all_logs = {c.name: self.logs(c.name) for c in self.containers}
         for name, lines in all_logs.items():
             for ln in lines:
-                if ln.get("level") == "error":
-                    problems.append(f"{name} logged an error: {ln.get('msg')}: {ln.get('error') or ln.get('reason')}")
+                if ln.get("level") == "ERROR":
+                    problems.append(f"{name} logged an error: {ln.get('message')}: {ln.get('error') or ln.get('reason')}")
         for name, dlq in (("upload", self.upload_dlq), ("callback", self.callback_dlq)):
             n = int(self.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
                     ["Attributes"]["ApproximateNumberOfMessages"])

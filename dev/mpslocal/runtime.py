@@ -32,12 +32,13 @@ FUNCTIONS = HERE.parents[1] / "functions"
 
 
 class LambdaContext:
-    """The parts of the Lambda context object the handlers read."""
+    """The parts of the Lambda context object the handlers and their log lines read."""
 
     def __init__(self, function_name: str, timeout: float) -> None:
         self.function_name = function_name
         self.aws_request_id = str(uuid.uuid4())
         self.memory_limit_in_mb = 256
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
         self._deadline = time.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:

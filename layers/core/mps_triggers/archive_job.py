@@ -71,6 +71,17 @@ class ArchiveReport(Report):
         return {"source": self.source.value, "lines": self.lines, "objects": self.keys, "failed": len(self.failures),
                 "pushed": self.pushed}
 
+    def metrics(self) -> dict[str, int]:
+        """The invocation's metric counts (:mod:`mps_triggers.metrics`): the records', then ``Archived`` (lines),
+        ``ArchiveObjects``, ``Rejected`` (an HTTP callback answered 4xx, or records whose body is not a
+        notification), ``Pushed`` and ``PushFailed`` (the chat digest)."""
+        counts = super().metrics()
+        refused = self.source is Source.HTTP and 400 <= self.status < 500
+        counts.update(Archived=self.lines, ArchiveObjects=len(self.keys),
+                      Rejected=int(refused) + sum(isinstance(e, EventError) for e in self.failures.values()),
+                      Pushed=int(self.pushed is True), PushFailed=int(self.pushed is False))
+        return counts
+
 
 class ArchiveJob:
     """Holds what lives for a container: settings, the object store, the webhook client.
@@ -282,7 +293,7 @@ class ArchiveJob:
             log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
             raise
         except Exception as exc:  # the store could not be made (SDK missing, bad region): this write fails alone
-            log("error", "archive write failed", key=obj.key, lines=lines, source=source,
+            log("error", "archive write failed", exc=exc, key=obj.key, lines=lines, source=source,
                 error=f"{type(exc).__name__}: {exc}")
             raise StorageError(f"{obj.key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
         log("info", "archived", key=obj.key, lines=lines, bytes=len(obj.data), source=source)
@@ -337,4 +348,4 @@ def default_job() -> ArchiveJob:
 
 def run(event: Any, context: Any = None) -> ArchiveReport:
     """Run the container's :func:`default_job` on one invocation (configuration and shape errors are logged)."""
-    return run_job(default_job, event, context)
+    return run_job(default_job, event, context, "archive")

@@ -88,6 +88,16 @@ class CompactReport:
                 "deleted": sum(r.deleted for r in self.results), "failed": len(self.failed),
                 "pending": self.pending}
 
+    def metrics(self) -> dict[str, int]:
+        """The run's metric counts (:mod:`mps_triggers.metrics`): ``Compacted`` (partitions), ``CompactFailed``,
+        ``CompactPending`` (left at the deadline), ``ObjectsBefore``, ``ObjectsAfter``, ``InvocationFailed`` 0."""
+        s = self.summary()
+        return {"Compacted": s["partitions"], "CompactFailed": s["failed"], "CompactPending": s["pending"],
+                "ObjectsBefore": s["objects_before"], "ObjectsAfter": s["objects_after"], "InvocationFailed": 0}
+
+    def route_metrics(self) -> dict[str, dict[str, int]]:
+        return {}
+
     def respond(self) -> dict[str, Any]:
         """The invocation's answer: the summary; raises :class:`CompactionError` when a partition failed."""
         if self.failed:
@@ -268,4 +278,4 @@ def run(event: Any, context: Any = None) -> CompactReport:
     """Run the container's :func:`default_job` on one scheduled invocation."""
     from .invocation import run_job
 
-    return run_job(default_job, event, context)
+    return run_job(default_job, event, context, "compact")

@@ -25,19 +25,20 @@ Example::
 from __future__ import annotations
 
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Sequence, TypeVar
 
-from .exceptions import BatchProcessingError, ConfigError, EventError, MpsTriggersError, RecordError
-from .logs import log, set_context
+from .exceptions import BatchProcessingError, ConfigError, DeadlineError, EventError, MpsTriggersError, RecordError
+from .logs import invocation_context, log, set_context
 from .redaction import scrub
 from .safejson import dumps
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+_cold_start = True  # until the container's first invocation starts
 
 SAFETY_MARGIN = 1.0
 """Seconds kept free at the end of every invocation: no network call may run into them, so the function always
@@ -162,13 +163,12 @@ def as_record_failure(record_id: str, exc: BaseException) -> MpsTriggersError:
 
 
 def log_failure(record_id: str, error: MpsTriggersError, exc: BaseException | None = None) -> None:
-    """One error line for a failed record: the record, the field (bad input) or the reason and a short traceback."""
+    """One error line for a failed record: the record, the field (bad input) or the reason, and for an unexpected
+    error (``exc`` not one of the project's typed errors) its ``exception`` traceback."""
     if isinstance(error, EventError):
         log("error", "bad record", record=error.record, field=error.field, error=error.problem)
-    elif isinstance(error, RecordError):
-        frames = traceback.format_tb(exc.__traceback__)[-3:] if exc is not None else []
-        log("error", "record failed", record=record_id, error_type=error.error_type, error=error.problem,
-            traceback="".join(frames)[-2000:] or None)
+    elif isinstance(error, RecordError):  # unexpected: the traceback goes with it
+        log("error", "record failed", exc=exc, record=record_id, error_type=error.error_type, error=error.problem)
     else:
         log("error", "record failed", record=record_id, error_type=type(error).__name__, error=str(error))
 
@@ -265,27 +265,53 @@ class Report:
         """What a direct invocation returns when nothing failed."""
         return {"source": self.source.value, "records": len(self.records), "failed": len(self.failures)}
 
+    def metrics(self) -> dict[str, int]:
+        """The invocation's metric counts (:mod:`mps_triggers.metrics`): ``Records``, ``RecordsFailed``,
+        ``DeadlineReached`` (failed records whose error is the invocation's deadline), ``InvocationFailed`` (0: it
+        answered); jobs add their own."""
+        deadline = sum(1 for e in self.failures.values()
+                       if isinstance(e, DeadlineError) or getattr(e, "code", None) == "DeadlineReached")
+        return {"Records": len(self.records), "RecordsFailed": len(self.failures), "DeadlineReached": deadline,
+                "InvocationFailed": 0}
+
+    def route_metrics(self) -> dict[str, dict[str, int]]:
+        """Counts per route (route name → metric counts), for jobs that route; none by default."""
+        return {}
+
 
 # --- running a job ------------------------------------------------------------------------------------------------
 
-def run_job(job_factory: Callable[[], Any], event: Any, context: Any) -> Any:
-    """Reset the log context, get the container's job (``job_factory``) and run it on one invocation.
+def run_job(job_factory: Callable[[], Any], event: Any, context: Any, function: str) -> Any:
+    """Reset the log context, get the container's job (``job_factory``), run it on one invocation and write the
+    invocation's metrics (:func:`mps_triggers.metrics.emit` with ``function``: ``submit``, ``archive``,
+    ``compact``; the report's ``metrics()`` and ``route_metrics()``).
 
     A :class:`ConfigError` (bad environment) or an :class:`EventError` (an event of no known shape) is logged with
-    what it names, then re-raised, so the platform reports the invocation as failed and nothing is acknowledged.
+    what it names, then re-raised, so the platform reports the invocation as failed and nothing is acknowledged;
+    its metrics line says ``InvocationFailed`` 1.
     """
+    global _cold_start
     invocation = Invocation.of(context)
-    set_context(request_id=invocation.request_id)  # first: no line may carry the previous invocation's id
+    # first: no line may carry the previous invocation's id
+    set_context(**invocation_context(context, invocation.request_id, _cold_start))
+    _cold_start = False
+    from . import metrics
+
     try:
         job = job_factory()
     except ConfigError as exc:
         log("error", "invalid configuration", variable=exc.variable, error=exc.problem)
+        metrics.emit(function, {"InvocationFailed": 1})
         raise
     try:
-        return job.run(event, invocation)
+        report = job.run(event, invocation)
     except EventError as exc:
         log("error", "unknown event shape", record=exc.record, field=exc.field, error=exc.problem)
+        metrics.emit(function, {"InvocationFailed": 1})
         raise
     except Exception as exc:
         log_failure("invocation", as_record_failure("invocation", exc), exc)
+        metrics.emit(function, {"InvocationFailed": 1})
         raise
+    metrics.emit(function, report.metrics(), report.route_metrics())
+    return report

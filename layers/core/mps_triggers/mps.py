@@ -155,6 +155,11 @@ def map_error(code: str, message: str, request_id: str | None = None, http_statu
     return MpsPermanentError(code, message, request_id, http_status)
 
 
+def is_throttling(code: str) -> bool:
+    """Whether an answer's ``Error.Code`` (or ``HTTP429``) is a rate limit (:class:`MpsThrottlingError`)."""
+    return code == "HTTP429" or isinstance(map_error(code, ""), MpsThrottlingError)
+
+
 # --- signing ------------------------------------------------------------------------------------------------------
 
 def _hmac(key: bytes, msg: str) -> bytes:

@@ -35,7 +35,7 @@ from .claims import CLOCK_SKEW, UNBOUNDED_LEASE, Busy, ClaimBook, Taken
 from .exceptions import ClaimBusyError, ConfigError, DeadlineError, EventError, MpsTriggersError, SecretError
 from .invocation import Invocation, RecordRunner, Report, run_job
 from .logs import log
-from .mps import BATCH_PROCESS_MEDIA, MpsClient, MpsDuplicateSessionError, MpsError
+from .mps import BATCH_PROCESS_MEDIA, MpsClient, MpsDuplicateSessionError, MpsError, is_throttling
 from .redaction import scrub
 from .retries import RetryPolicy, call_within
 from .routing import Router, S3Credentials, Skip, Submission
@@ -137,6 +137,24 @@ class SubmitReport(Report):
         return {"invocationSchemaVersion": self.event.batch["invocationSchemaVersion"],
                 "treatMissingKeysAs": "PermanentFailure", "invocationId": self.event.batch["invocationId"],
                 "results": results}
+
+    def metrics(self) -> dict[str, int]:
+        """The invocation's metric counts (:mod:`mps_triggers.metrics`): the records', then ``Submitted``,
+        ``Duplicate``, ``Skipped``, ``SubmitFailed`` (objects by outcome) and ``Throttled`` (rate-limit answers)."""
+        counts = super().metrics()
+        counts.update(_outcome_counts(self.results))
+        counts["Throttled"] = sum(_throttled(r) for r in self.results)
+        return counts
+
+    def route_metrics(self) -> dict[str, dict[str, int]]:
+        """``Submitted``, ``Duplicate``, ``SubmitFailed``, ``Skipped`` and ``Throttled`` per route of the
+        invocation's objects (objects without a route, skipped before routing, count in the function's line only)."""
+        routes: dict[str, list[ObjectResult]] = {}
+        for r in self.results:
+            if r.route:
+                routes.setdefault(r.route, []).append(r)
+        return {route: {**_outcome_counts(rs), "Throttled": sum(_throttled(r) for r in rs)}
+                for route, rs in routes.items()}
 
     def summary(self) -> dict[str, Any]:
         """Counts by outcome plus every object's result, as returned to direct invocations."""
@@ -450,6 +468,23 @@ class SubmitJob:
                 error=str(err), **ids)
 
 
+_METRIC_OF_OUTCOME = {"submitted": "Submitted", "duplicate": "Duplicate", "skipped": "Skipped",
+                      "failed": "SubmitFailed"}
+
+
+def _outcome_counts(results: list[ObjectResult]) -> dict[str, int]:
+    counts = dict.fromkeys(_METRIC_OF_OUTCOME.values(), 0)
+    for r in results:
+        counts[_METRIC_OF_OUTCOME[r.outcome]] += 1
+    return counts
+
+
+def _throttled(result: ObjectResult) -> int:
+    """Rate-limit answers MPS gave for one object: those retried, and the last one if it failed on it."""
+    final = isinstance(result.error, MpsError) and is_throttling(result.error.code)
+    return sum(1 for code in result.retried if is_throttling(code)) + final
+
+
 def _temporary(error: MpsTriggersError) -> bool:
     """Whether a failure may pass by itself (retry later) rather than needing someone to act."""
     from .mps import MpsTransientError
@@ -480,4 +515,4 @@ def default_job() -> SubmitJob:
 
 def run(event: Any, context: Any = None) -> SubmitReport:
     """Run the container's :func:`default_job` on one invocation (configuration and shape errors are logged)."""
-    return run_job(default_job, event, context)
+    return run_job(default_job, event, context, "submit")
