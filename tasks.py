@@ -10,6 +10,9 @@
     python3 tasks.py bench NAME [ARGS]       run a benchmark from bench/ (cold_start, batch_latency, archive,
                                              archive_faults, burst, backfill, scf_cold_start, webhook_digest,
                                              deadline)
+    python3 tasks.py stack [ARGS]            the local stack alone (moto and the MPS emulator on ports 5055 and
+                                             5056, the secrets and buckets env.json names) for
+                                             `sam local invoke --env-vars env.json`; prints its endpoints
     python3 tasks.py find-python 3.10        print the path of a CPython 3.10 interpreter, or fail
 
 Each command first makes sure `.venv/` exists and holds the pinned runtime, dev and operator-command requirements
@@ -32,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 PINS = ("layers/core/requirements.txt", "cli/requirements.txt", "dev/requirements.txt")
 INPUTS = ("pyproject.toml", *PINS)
-COMMANDS = {"demo", "test", "fuzz", "bench", "venv", "package-scf", "find-python"}
+COMMANDS = {"demo", "test", "fuzz", "bench", "venv", "package-scf", "find-python", "stack"}
 FUZZ_TESTS = ("tests/test_fuzz.py", "tests/test_callbacks_robust.py")
 
 
@@ -136,6 +139,11 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "demo":
         return subprocess.call([python, "-m", "mpslocal.demo", *rest], cwd=ROOT, env=env)
+    if command == "stack":
+        try:
+            return subprocess.call([python, "-m", "mpslocal.serve", "--bare", *rest], cwd=ROOT, env=env)
+        except KeyboardInterrupt:
+            return 0
     if command == "test":
         return subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT, env=env)
     if command == "fuzz":

@@ -47,10 +47,50 @@ def transformed(tpl: dict[str, Any]) -> dict[str, Any]:
     return transform(tpl, {}, NoManagedPolicies())
 
 
-def test_cfn_lint_passes_offline():
+def test_cfn_lint_passes_offline_with_its_informational_checks():
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    out = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run([str(cfn_lint), "--include-checks", "I", "--", str(TEMPLATE)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
+
+
+def test_every_queue_and_log_group_says_what_happens_to_it_and_dlqs_are_outputs_by_arn(cfn):
+    res = cfn["Resources"]
+    for name, r in res.items():
+        if r["Type"] in ("AWS::SQS::Queue", "AWS::Logs::LogGroup"):
+            kept = "Retain" if name.endswith("DLQ") else "Delete"
+            assert r.get("DeletionPolicy") == r.get("UpdateReplacePolicy") == kept, name
+    outputs = sam_template()["Outputs"]
+    assert outputs["UploadDeadLetterQueueArn"]["Value"] == {"Fn::GetAtt": ["UploadDLQ", "Arn"]}
+    assert outputs["CallbackDeadLetterQueueArn"]["Value"] == {"Fn::GetAtt": ["CallbackDLQ", "Arn"]}
+
+
+def test_alarms_watch_each_dlq_and_each_function_and_notify_the_optional_topic(cfn):
+    res = cfn["Resources"]
+    alarms = {n: r["Properties"] for n, r in res.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched_queues = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values()
+                      if a["MetricName"] == "ApproximateNumberOfMessagesVisible"}
+    assert watched_queues == {"UploadDLQ", "CallbackDLQ"}
+    watched_functions = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms.values() if a["MetricName"] == "Errors"}
+    assert watched_functions == {"SubmitFunction", "ArchiveFunction", "CompactFunction"}
+    for a in alarms.values():
+        assert a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold"
+        assert a["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    # the dashboard's body is valid JSON once substituted, and shows the metrics the functions write
+    body, values = res["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text = re.sub(r"\$\{[^}]+\}", "x", body)
+    widgets = json.loads(text)["widgets"]
+    shown = set()
+    for w in widgets:
+        previous: list[str] = []
+        for m in w["properties"]["metrics"]:  # "." repeats the row above (CloudWatch's dashboard shorthand)
+            row = [p if p != "." else previous[i] for i, p in enumerate(m)] if m[0] != "..." else m
+            previous = row
+            if row[0] == "MpsTriggers":
+                shown.add(row[1])
+    assert {"Submitted", "Duplicate", "SubmitFailed", "Throttled", "Archived", "Rejected", "PushFailed",
+            "Compacted"} <= shown
+    assert set(values) == {"UploadDlqName", "CallbackDlqName"}
 
 
 def _refs(value: Any, names: set[str]) -> set[str]:
@@ -180,15 +220,88 @@ def test_least_privilege_policies(cfn):
 
 
 def test_bucket_notifies_the_upload_queue_which_only_accepts_this_bucket(cfn):
-    res = cfn["Resources"]
+    res = resolved(cfn, {"ExistingInputBucket": "false"})["Resources"]
     bucket = res["InputBucket"]
     [cfg] = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     assert cfg["Event"] == "s3:ObjectCreated:*" and cfg["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
-    assert bucket["DependsOn"] == "UploadQueuePolicy"
+    assert bucket["DependsOn"] == "UploadQueuePolicy" and bucket["DeletionPolicy"] == "Retain"
     [st] = res["UploadQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert st["Principal"] == {"Service": "s3.amazonaws.com"} and st["Action"] == "sqs:SendMessage"
     assert st["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InputBucketName}"}
     assert st["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "ExistingBucketUploads" not in res and find_cycle({"Resources": res}) is None
+
+
+def test_an_existing_bucket_reaches_the_upload_queue_through_eventbridge(cfn):
+    out = resolved(cfn, {"ExistingInputBucket": "true", "InputPrefix": "uploads/"})
+    res = out["Resources"]
+    assert "InputBucket" not in res and find_cycle({"Resources": res}) is None
+    assert out["Outputs"]["InputBucket"]["Value"] == {"Ref": "InputBucketName"}
+    rule = res["ExistingBucketUploads"]["Properties"]
+    assert rule["EventPattern"] == {"source": ["aws.s3"], "detail-type": ["Object Created"],
+                                    "detail": {"bucket": {"name": [{"Ref": "InputBucketName"}]},
+                                               "object": {"key": [{"prefix": {"Ref": "InputPrefix"}}]}}}
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["UploadDLQ", "Arn"]}
+    for policy, queue in (("UploadQueuePolicy", "UploadQueue"), ("UploadDLQPolicy", "UploadDLQ")):
+        [st] = res[policy]["Properties"]["PolicyDocument"]["Statement"]
+        assert st["Principal"] == {"Service": "events.amazonaws.com"} and st["Resource"] == {
+            "Fn::GetAtt": [queue, "Arn"]}
+        assert st["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["ExistingBucketUploads", "Arn"]}
+    # the EventBridge body is one the submit job reads (events/eventbridge_s3.json)
+    from mps_triggers.uploads import parse_upload_event
+
+    body = json.loads((ROOT / "events/eventbridge_s3.json").read_text())
+    [obj] = parse_upload_event(body).records[0].objects
+    assert obj.bucket and obj.key
+    whole = resolved(cfn, {"ExistingInputBucket": "true"})["Resources"]["ExistingBucketUploads"]
+    assert "object" not in whole["Properties"]["EventPattern"]["detail"]  # no prefix: the whole bucket
+
+
+def resolved(cfn: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """``cfn`` as CloudFormation deploys it for ``params`` (defaults filled in): resources and outputs whose
+    Condition is false dropped, ``Fn::If`` replaced by its branch, ``AWS::NoValue`` removed. Fails if what is
+    kept refers to a resource that was dropped."""
+    defaults = {k: str(v.get("Default", "")) for k, v in sam_template()["Parameters"].items()}
+    values = defaults | params
+    conditions: dict[str, bool] = {}
+
+    def cond(expr: Any) -> Any:
+        if isinstance(expr, dict):
+            [(fn, arg)] = expr.items()
+            if fn == "Ref":
+                return values.get(arg, arg)
+            if fn == "Condition":
+                return conditions[arg]
+            v = [cond(a) for a in arg]
+            return {"Fn::Equals": lambda x: x[0] == x[1], "Fn::Not": lambda x: not x[0], "Fn::And": all,
+                    "Fn::Or": any}[fn](v)
+        return expr
+
+    for name, expr in cfn.get("Conditions", {}).items():
+        conditions[name] = bool(cond(expr))
+    drop = object()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if list(value) == ["Fn::If"]:
+                name, yes, no = value["Fn::If"]
+                return walk(yes if conditions[name] else no)
+            if value == {"Ref": "AWS::NoValue"}:
+                return drop
+            out = {k: walk(v) for k, v in value.items()}
+            return {k: v for k, v in out.items() if v is not drop}
+        if isinstance(value, list):
+            return [x for x in (walk(v) for v in value) if x is not drop]
+        return value
+
+    resources = {n: walk(r) for n, r in cfn["Resources"].items() if conditions.get(r.get("Condition"), True)}
+    outputs = {n: walk(o) for n, o in cfn.get("Outputs", {}).items() if conditions.get(o.get("Condition"), True)}
+    gone = set(cfn["Resources"]) - set(resources)
+    dangling = _refs({"r": resources, "o": outputs}, gone)
+    assert not dangling, f"kept resources or outputs refer to {dangling}, not created for {params}"
+    return {"Resources": resources, "Outputs": outputs}
 
 
 def test_function_environment_uses_documented_variables():
@@ -265,10 +378,20 @@ def rules_refuse(params: dict[str, str]) -> list[str]:
 
 
 def test_url_callbacks_need_a_notify_key_or_a_token():
-    assert rules_refuse({"NotifyType": "URL"}) and "NotifyKey" in rules_refuse({"NotifyType": "URL"})[0]
-    assert rules_refuse({"NotifyType": "URL", "NotifyKey": "k"}) == []
-    assert rules_refuse({"NotifyType": "URL", "CallbackToken": "t"}) == []
-    assert rules_refuse({"NotifyType": "AWS-SQS"}) == []  # queue messages are sent with the MPS key's IAM user
+    job = {"ScheduleId": "20001"}
+    [refused] = rules_refuse({**job, "NotifyType": "URL"})
+    assert "NotifyKey" in refused
+    assert rules_refuse({**job, "NotifyType": "URL", "NotifyKey": "k"}) == []
+    assert rules_refuse({**job, "NotifyType": "URL", "CallbackToken": "t"}) == []
+    assert rules_refuse({**job, "NotifyType": "AWS-SQS"}) == []  # queue messages are sent with the MPS key's IAM user
+
+
+def test_a_stack_without_schedule_id_or_routes_is_refused_before_it_deploys():
+    token = {"CallbackToken": "t"}
+    [refused] = rules_refuse(token)
+    assert "ScheduleId" in refused and "Routes" in refused
+    assert rules_refuse({**token, "ScheduleId": "20001"}) == []
+    assert rules_refuse({**token, "Routes": '[{"name": "all", "schedule_id": 20001}]'}) == []
     assert "Rules" in transformed(sam_template())  # the SAM transform keeps them for CloudFormation to enforce
 
 
@@ -304,3 +427,52 @@ def test_compact_function_runs_hourly_with_list_get_put_delete_under_the_archive
         "Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}/event_type=*"}  # not claims/
     fn = res["CompactFunction"]["Properties"]
     assert fn["Timeout"] == 900 and fn["Handler"] == "app.handler"
+
+
+def test_env_json_overrides_only_declared_variables_and_runs_the_functions_on_the_local_stack(tmp_path):
+    """`python3 tasks.py stack` + `sam local invoke --env-vars env.json`: SAM overrides only variables the template
+    declares, so each one env.json sets must be declared; and with the stack's endpoints in place of
+    host.docker.internal, the functions run on what the stack set up (its secrets and buckets)."""
+    import os
+    import signal
+
+    from mpslocal.container import FunctionContainer
+    from tests.conftest import furl_event, load_event, resign
+
+    tpl = sam_template()
+    declared_globally = set(tpl["Globals"]["Function"]["Environment"]["Variables"])
+    env_json = json.loads((ROOT / "env.json").read_text())
+    assert set(env_json) == {"SubmitFunction", "ArchiveFunction", "CompactFunction"}
+    for fn, variables in env_json.items():
+        declared = declared_globally | set(tpl["Resources"][fn]["Properties"]["Environment"]["Variables"])
+        assert set(variables) <= declared, (fn, set(variables) - declared)
+    tasks = subprocess.Popen([sys.executable, str(ROOT / "tasks.py"), "stack", "--host", "127.0.0.1",
+                              "--moto-port", "0", "--mps-port", "0"], stdout=subprocess.PIPE, text=True,
+                             cwd=ROOT, start_new_session=True)
+    try:
+        assert tasks.stdout is not None
+        ready = tasks.stdout.readline()
+        moto, mps = re.findall(r"http://127\.0\.0\.1:\d+", ready)
+        assert ready.startswith("ready:") and "host.docker.internal:host-gateway" in tasks.stdout.readline()
+
+        def local(variables: dict[str, str]) -> dict[str, str]:
+            text = json.dumps(variables).replace("http://host.docker.internal:5055", moto)
+            return {**json.loads(text.replace("http://host.docker.internal:5056", mps)),
+                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+
+        submit = FunctionContainer("submit-sam-local", ROOT / "functions/submit/app.py",
+                                   local(env_json["SubmitFunction"]), tmp_path / "submit.log")
+        archive = FunctionContainer("archive-sam-local", ROOT / "functions/archive/app.py",
+                                    local(env_json["ArchiveFunction"]), tmp_path / "archive.log")
+        try:
+            assert submit.invoke(load_event("s3_put.json"))["submitted"] == 1
+            body = resign(json.loads(load_event("furl_callback.json")["body"]),
+                          key=env_json["ArchiveFunction"]["MPS_NOTIFY_KEY"])
+            assert archive.invoke(furl_event(body))["statusCode"] == 200
+        finally:
+            submit.close()
+            archive.close()
+    finally:
+        os.killpg(tasks.pid, signal.SIGINT)
+        tasks.wait(20)

@@ -228,7 +228,7 @@ class MpsEmulator:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"  # listening everywhere
 
     def start(self) -> "MpsEmulator":
         self._thread = threading.Thread(target=self._server.serve_forever, name="mps-emulator", daemon=True)

@@ -12,6 +12,11 @@ call back), and sets up what an operator finds on day two, as if the deployment 
 It writes every variable the functions and ``mps-triggers`` read (endpoints, keys, routes, ``ARCHIVE_URI``,
 ``MPS_NOTIFY_KEY``, and ``UPLOAD_DLQ_URL`` for the walkthrough) to ``--env-file`` (dotenv syntax), prints
 ``ready``, and serves until interrupted.
+
+``--bare`` (``python3 tasks.py stack``) starts the stack alone for ``sam local invoke``: moto on ``--moto-port``
+(5055) and the emulator on ``--mps-port`` (5056), listening on ``--host`` (0.0.0.0, so the function containers reach
+them), with what ``env.json`` names: the two Secrets Manager secrets (``mps-triggers-local/mps-api``,
+``mps-triggers-local/mps-s3``) and the buckets ``media-in`` and ``mps-archive``. It prints the endpoints.
 """
 from __future__ import annotations
 
@@ -79,10 +84,44 @@ def setup(stack: LocalStack) -> dict[str, str]:
     return env
 
 
+SAM_SECRETS = {"mps-triggers-local/mps-api": ("SecretId", "SecretKey"),
+               "mps-triggers-local/mps-s3": ("S3SecretId", "S3SecretKey")}
+"""The secrets env.json names (MPS_CREDENTIALS_SECRET_ARN takes a name as well as an ARN) and their fields."""
+
+
+def setup_bare(stack: LocalStack) -> dict[str, str]:
+    """What ``env.json`` expects of the stack: the secrets (the emulator's API key; an AWS key for MPS to read S3
+    with) and the buckets. Returns the endpoints."""
+    sm, s3 = stack.boto3("secretsmanager"), stack.boto3("s3")
+    secret_id, (secret_key, _token) = next(iter(stack.mps.credentials.items()))
+    values = {"mps-triggers-local/mps-api": (secret_id, secret_key),
+              "mps-triggers-local/mps-s3": ("AKIALOCALMPSREADER01", S3_SECRET)}
+    stack.mps.aws_keys = {"AKIALOCALMPSREADER01": S3_SECRET}
+    for name, (a, b) in values.items():
+        fields = SAM_SECRETS[name]
+        sm.create_secret(Name=name, SecretString=json.dumps({fields[0]: a, fields[1]: b}))
+    for bucket in (MEDIA, ARCHIVE):
+        s3.create_bucket(Bucket=bucket)
+    return {"AWS_ENDPOINT_URL": stack.moto.url, "MPS_ENDPOINT": stack.mps.url}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mpslocal.serve", description=__doc__.split("\n\n")[0])
     p.add_argument("--env-file", default="local.env", help="where to write the environment (default local.env)")
+    p.add_argument("--bare", action="store_true", help="the stack alone, for sam local invoke --env-vars env.json")
+    p.add_argument("--host", default="0.0.0.0", help="--bare: the address to listen on (default 0.0.0.0)")
+    p.add_argument("--moto-port", type=int, default=5055, help="--bare: moto's port (default 5055, as env.json)")
+    p.add_argument("--mps-port", type=int, default=5056, help="--bare: the emulator's port (default 5056)")
     args = p.parse_args(argv)
+    if args.bare:
+        with LocalStack(rate_limit=100, complete_after=0.5, host=args.host, moto_port=args.moto_port,
+                        mps_port=args.mps_port) as stack:
+            endpoints = setup_bare(stack)
+            print(f"ready: moto (S3, SQS, Secrets Manager) {endpoints['AWS_ENDPOINT_URL']}, MPS emulator "
+                  f"{endpoints['MPS_ENDPOINT']}, listening on {args.host}", flush=True)
+            print("  sam local invoke SubmitFunction --env-vars env.json -e events/s3_put.json "
+                  "(Linux: add --add-host host.docker.internal:host-gateway)", flush=True)
+            return _serve()
     with LocalStack(rate_limit=100, complete_after=0.5) as stack:
         env = setup(stack)
         with open(args.env_file, "w", encoding="utf-8") as f:
@@ -91,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(f"{k}='{v}'\n")
         print(f"ready: moto {stack.moto.url}, MPS emulator {stack.mps.url}; environment in {args.env_file}",
               flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+        return _serve()
+
+
+def _serve() -> int:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

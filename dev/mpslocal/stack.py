@@ -193,7 +193,8 @@ class MotoServer:
     """moto in server mode on 127.0.0.1 (threaded werkzeug server), wrapped in :class:`CosAuthShim` and
     :class:`~mpslocal.sqs_move.MessageMoveTasks` (SQS StartMessageMoveTask, which moto lacks)."""
 
-    def __init__(self, port: int = 0, write_failures: dict[str, float] | None = None) -> None:
+    def __init__(self, port: int = 0, write_failures: dict[str, float] | None = None, host: str = "127.0.0.1"
+                 ) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
@@ -207,7 +208,7 @@ class MotoServer:
 
         self.move_tasks = MessageMoveTasks(DomainDispatcherApplication(create_backend_app))
         self.shim = CosAuthShim(self.move_tasks, write_failures)
-        self._server = make_server("127.0.0.1", port, self.shim, threaded=True, request_handler=QuietHandler)
+        self._server = make_server(host, port, self.shim, threaded=True, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
 
     @property
@@ -257,13 +258,17 @@ class LocalStack:
     """moto server + MPS emulator, started together; hands out clients and the handler environment."""
 
     def __init__(self, rate_limit: int | None = 100, latency: float = 0.0, complete_after: float | None = None,
-                 write_failures: dict[str, float] | None = None, moto_process: bool = False) -> None:
+                 write_failures: dict[str, float] | None = None, moto_process: bool = False,
+                 host: str = "127.0.0.1", moto_port: int = 0, mps_port: int = 0) -> None:
+        """``host``, ``moto_port`` and ``mps_port``: where the servers listen (0.0.0.0 for containers to reach
+        them; port 0 picks a free one). Clients here reach them at 127.0.0.1."""
         for k, v in AWS_KEYS.items():
             os.environ.setdefault(k, v)
         os.environ.setdefault("AWS_DEFAULT_REGION", AWS_REGION)
-        self.moto: Any = MotoProcess(write_failures) if moto_process else MotoServer(write_failures=write_failures)
+        self.moto: Any = MotoProcess(write_failures) if moto_process else \
+            MotoServer(moto_port, write_failures=write_failures, host=host)
         self.mps = MpsEmulator(rate_limit=rate_limit, latency=latency, complete_after=complete_after,
-                               sqs_endpoint=self.moto.url)
+                               sqs_endpoint=self.moto.url, host=host, port=mps_port)
 
     def start(self) -> "LocalStack":
         self.moto.start()
