@@ -170,3 +170,8 @@ def test_an_unexpected_error_is_logged_with_its_traceback(capsys):
     assert line["exception"].startswith("Traceback (most recent call last)") and "in inner" in line["exception"]
     assert line["location"] == "test_observability.test_an_unexpected_error_is_logged_with_its_traceback:" + \
         line["location"].rsplit(":", 1)[1]
+    # a field named like a standard key (an MPS error's "message") never replaces it
+    logs.log("warning", "submit failed", message="the MPS error text", timestamp="x")
+    line = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert line["message"] == "submit failed" and TIMESTAMP.match(line["timestamp"])
+    assert (line["message_field"], line["timestamp_field"]) == ("the MPS error text", "x")

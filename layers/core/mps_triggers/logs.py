@@ -68,6 +68,7 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "mps-triggers"
 """The ``service`` key of every line."""
 EXCEPTION_LIMIT = 8000
 """Characters of a traceback kept in ``exception`` (its end: the innermost frames and the error)."""
+_STANDARD = frozenset({"level", "location", "message", "timestamp", "service", "exception", "exception_name"})
 _context: dict[str, Any] = {}
 
 
@@ -88,8 +89,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "mps_fields", None)
         if fields is None and record.args:  # a plain logging call on this logger
             line["args"] = [str(a) for a in record.args] if isinstance(record.args, tuple) else str(record.args)
-        try:
-            line.update(redact({k: _plain(v) for k, v in (fields or {}).items()}))
+        try:  # a field named like a standard key keeps its value under "<name>_field", never replacing the key
+            line.update(redact({(f"{k}_field" if k in _STANDARD else k): _plain(v) for k, v in (fields or {}).items()}))
         except ValueError:  # a field nested beyond reason: say so rather than drop the line
             line["fields_error"] = "a field was nested too deeply to log"
         if record.exc_info and record.exc_info[1] is not None:

@@ -71,7 +71,7 @@ def emf(counts: Mapping[str, int | float], dimensions: Mapping[str, str], timest
     return {"_aws": {"Timestamp": int(when * 1000),
                      "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [list(dimensions)],
                                             "Metrics": [{"Name": n, "Unit": "Count"} for n in counts]}]},
-            **{k: str(v) for k, v in dimensions.items()}, **counts}
+            **{k: str(v)[:1024] or "-" for k, v in dimensions.items()}, **counts}  # EMF: 1 to 1,024 characters
 
 
 def emit(function: str, counts: Mapping[str, int | float],
