@@ -60,7 +60,7 @@ def once(stmt: str, paths: list[str], event_file: str, env: dict[str, str]) -> t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    imported, first, rss = out.stdout.split()
+    imported, first, rss = out.stdout.strip().splitlines()[-1].split()  # after the invocation's log and EMF lines
     return float(imported) * 1000, float(first) * 1000, float(rss)
 
 

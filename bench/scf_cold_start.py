@@ -42,7 +42,7 @@ FIRST_INVOCATION_IMPORTS = {"submit": "import httpx", "archive": "import httpx, 
 def once(python: str, tree: Path, function: str) -> tuple[float, float]:
     code = PROBE.format(tree=str(tree / function), extra=FIRST_INVOCATION_IMPORTS[function])
     out = subprocess.run([python, "-I", "-S", "-B", "-c", code], capture_output=True, text=True, check=True, cwd="/")
-    took, hwm = out.stdout.split()
+    took, hwm = out.stdout.strip().splitlines()[-1].split()  # after the invocation's log and EMF lines
     return float(took), float(hwm)
 
 
