@@ -347,39 +347,7 @@ class MpsEmulator:
         return 200, {"Response": response}, trickle
 
     def _verify(self, headers: dict[str, str], body: bytes) -> None:
-        m = _AUTH.match(headers.get("authorization", ""))
-        if not m:
-            raise ApiError("AuthFailure.InvalidAuthorization", "Authorization header is not TC3-HMAC-SHA256")
-        secret_id, date, service, signed_headers, signature = m.groups()
-        if secret_id not in self.credentials:
-            raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found")
-        secret_key, token = self.credentials[secret_id]
-        if service != "mps" or headers.get("x-tc-version") != "2019-06-12":
-            raise ApiError("AuthFailure.InvalidAuthorization", "service must be mps, X-TC-Version 2019-06-12")
-        try:
-            ts = int(headers.get("x-tc-timestamp", ""))
-        except ValueError:
-            raise ApiError("AuthFailure.InvalidAuthorization", "X-TC-Timestamp missing or not an integer") from None
-        if abs(time.time() - ts) > 300:
-            raise ApiError("AuthFailure.SignatureExpire", "signature expired: timestamp off by more than 5 minutes")
-        if datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d") != date:
-            raise ApiError("AuthFailure.SignatureFailure", "credential date is not the UTC date of X-TC-Timestamp")
-        names = signed_headers.split(";")
-        if "content-type" not in names or "host" not in names:
-            raise ApiError("AuthFailure.SignatureFailure", "content-type and host must be signed")
-        # API 3.0 signature v3: canonical header names and values are lower-cased and trimmed.
-        canonical_headers = "".join(f"{n}:{headers.get(n, '').strip().lower()}\n" for n in names)
-        canonical = "\n".join(["POST", "/", "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest()])
-        scope = f"{date}/{service}/tc3_request"
-        to_sign = "\n".join(["TC3-HMAC-SHA256", str(ts), scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        key = ("TC3" + secret_key).encode()
-        for part in (date, service, "tc3_request"):
-            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-        expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, signature):
-            raise ApiError("AuthFailure.SignatureFailure", "the request signature does not match")
-        if token is not None and headers.get("x-tc-token") != token:
-            raise ApiError("AuthFailure.TokenFailure", "X-TC-Token is missing or wrong for temporary credentials")
+        verify_tc3(headers, body, self.credentials, "mps", "2019-06-12")
 
     def _admit(self, action: str) -> None:
         """Each API's own limit over a sliding one-second window (ProcessMedia 100/s, BatchProcessMedia 20/s)."""
@@ -529,6 +497,48 @@ class MpsEmulator:
                 aws_secret_access_key=cfg.get("S3SecretKey") or "testing")
         url = client.get_queue_url(QueueName=cfg["SQSQueueName"])["QueueUrl"]
         client.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+
+
+def verify_tc3(headers: dict[str, str], body: bytes, credentials: dict[str, tuple[str, str | None]], service: str,
+               version: str) -> None:
+    """Check a TencentCloud API 3.0 request's TC3-HMAC-SHA256 signature (POST, JSON body) with this module's own
+    code, as the API does: a known SecretId, the credential scope's service, ``X-TC-Version``, a timestamp within
+    5 minutes whose UTC date is the scope's, ``content-type`` and ``host`` signed, the signature, and ``X-TC-Token``
+    for temporary keys. ``headers`` lower-cased; ``credentials`` SecretId → (SecretKey, token or None). Raises
+    :class:`ApiError` with the API's error code."""
+    m = _AUTH.match(headers.get("authorization", ""))
+    if not m:
+        raise ApiError("AuthFailure.InvalidAuthorization", "Authorization header is not TC3-HMAC-SHA256")
+    secret_id, date, scope_service, signed_headers, signature = m.groups()
+    if secret_id not in credentials:
+        raise ApiError("AuthFailure.SecretIdNotFound", "the SecretId is not found")
+    secret_key, token = credentials[secret_id]
+    if scope_service != service or headers.get("x-tc-version") != version:
+        raise ApiError("AuthFailure.InvalidAuthorization", f"service must be {service}, X-TC-Version {version}")
+    try:
+        ts = int(headers.get("x-tc-timestamp", ""))
+    except ValueError:
+        raise ApiError("AuthFailure.InvalidAuthorization", "X-TC-Timestamp missing or not an integer") from None
+    if abs(time.time() - ts) > 300:
+        raise ApiError("AuthFailure.SignatureExpire", "signature expired: timestamp off by more than 5 minutes")
+    if datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d") != date:
+        raise ApiError("AuthFailure.SignatureFailure", "credential date is not the UTC date of X-TC-Timestamp")
+    names = signed_headers.split(";")
+    if "content-type" not in names or "host" not in names:
+        raise ApiError("AuthFailure.SignatureFailure", "content-type and host must be signed")
+    # API 3.0 signature v3: canonical header names and values are lower-cased and trimmed.
+    canonical_headers = "".join(f"{n}:{headers.get(n, '').strip().lower()}\n" for n in names)
+    canonical = "\n".join(["POST", "/", "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest()])
+    scope = f"{date}/{service}/tc3_request"
+    to_sign = "\n".join(["TC3-HMAC-SHA256", str(ts), scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("TC3" + secret_key).encode()
+    for part in (date, service, "tc3_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise ApiError("AuthFailure.SignatureFailure", "the request signature does not match")
+    if token is not None and headers.get("x-tc-token") != token:
+        raise ApiError("AuthFailure.TokenFailure", "X-TC-Token is missing or wrong for temporary credentials")
 
 
 def verify_presigned(url: str, secrets: dict[str, str], now: float | None = None) -> None:
