@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import email
+import os
 import shutil
 import subprocess
 import sys
@@ -49,8 +50,9 @@ def test_pip_install_gives_the_library_and_the_command_only_with_ranges_and_a_li
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # this checkout is not on that venv's path
     subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "-q", "install", "--no-deps",
-                    str(wheel)], check=True, timeout=300)
+                    str(wheel)], check=True, timeout=300, env=clean)
     assert (env_dir / "bin" / "mps-triggers").exists()
     probe = "import importlib.util as u; print([u.find_spec(m) is not None for m in ('mps_triggers', 'mpslocal')])"
     out = subprocess.run([str(python), "-I", "-c", probe], capture_output=True, text=True, check=True).stdout

@@ -31,6 +31,16 @@ examples:
   mps-triggers backfill s3://media-in/uploads/ --via-queue https://sqs.us-east-1.amazonaws.com/123456789012/uploads
 """
 
+EPILOG_DEPLOY_SCF = """\
+examples:
+  cp deploy/scf/config.example.toml deploy/scf/config.toml     # then fill in region, appid, buckets, ScheduleId
+  python3 tasks.py package-scf --layer                          # the zips, into build/scf/
+  export TENCENTCLOUD_SECRET_ID=AKID... TENCENTCLOUD_SECRET_KEY=...
+  mps-triggers deploy scf --dry-run                             # what would be created or changed, nothing sent
+  mps-triggers deploy scf                                       # do it; run again after any change
+  mps-triggers deploy scf --write-tccli deploy/scf/tccli        # the same requests for tccli, by hand
+"""
+
 EPILOG_REPROCESS = """\
 examples:
   # run two objects again (generation 1: a SessionId MPS has not seen); running this again submits nothing
@@ -137,6 +147,25 @@ def parser() -> argparse.ArgumentParser:
     add_parsers(sub, _common)
     from . import reports
     reports.add_parsers(sub, _common)
+
+    d = sub.add_parser("deploy", help="deploy the functions (scf: Tencent SCF, from one config file)")
+    targets = d.add_subparsers(dest="target", metavar="TARGET")
+    scf = targets.add_parser("scf", help="create or update everything on SCF, idempotent", epilog=EPILOG_DEPLOY_SCF,
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             description="Create or update, from one config file, the CAM roles and policies, the "
+                                         "layer, the three functions, their triggers (COS, function URL, timer), "
+                                         "the submit function's reserved concurrency, async retries and dead-letter "
+                                         "queue, and wire the function URL into the submit function, in one run. "
+                                         "Reads always run; --dry-run prints every write without sending it.")
+    scf.add_argument("--config", default="deploy/scf/config.toml", metavar="FILE",
+                     help="the deployment config (default deploy/scf/config.toml; see config.example.toml)")
+    scf.add_argument("--packages", metavar="DIR", help="the zips of `python3 tasks.py package-scf --layer` "
+                                                        "(default: the config's packages.dir, build/scf)")
+    scf.add_argument("--dry-run", action="store_true", help="read the current state, print every write, send none")
+    scf.add_argument("--endpoint", metavar="HOST", help="send SCF and CAM calls to HOST (a local fake API)")
+    scf.add_argument("--write-tccli", metavar="DIR",
+                     help="only write the same requests as tccli --cli-input-json files into DIR (the manual path)")
+    _common(scf)
     return top
 
 
@@ -224,7 +253,15 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
     from .operations import COMMANDS as operations
     from .reports import COMMANDS as reports
 
-    return {"backfill": run_backfill, "reprocess": run_reprocess, **operations, **reports}
+    return {"backfill": run_backfill, "reprocess": run_reprocess, "deploy": run_deploy, **operations, **reports}
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    if args.target != "scf":
+        raise UsageError("deploy", "name the target: mps-triggers deploy scf (SAM deploys AWS: sam deploy)")
+    from .deploy_scf import run
+
+    return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
