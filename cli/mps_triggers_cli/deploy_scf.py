@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -351,6 +351,7 @@ class Cloud:
         from tencentcloud.common.credential import DefaultCredentialProvider
         from tencentcloud.common.profile.client_profile import ClientProfile
         from tencentcloud.common.profile.http_profile import HttpProfile
+        from tencentcloud.common.retry import StandardRetryer
 
         try:
             self.credential = DefaultCredentialProvider().get_credentials()
@@ -362,7 +363,8 @@ class Cloud:
             host = endpoint or f"{service}.tencentcloudapi.com"
             local = host.startswith(("127.", "localhost"))
             profile = ClientProfile(httpProfile=HttpProfile(endpoint=host, protocol="http" if local else "https",
-                                                            reqTimeout=30))
+                                                            reqTimeout=30),
+                                    retryer=StandardRetryer(max_attempts=4))  # network errors, RequestLimitExceeded
             self.clients[service] = CommonClient(service, version, self.credential,
                                                  region if service == "scf" else "", profile=profile)
 
@@ -378,7 +380,8 @@ class Cloud:
 
 @dataclass
 class Change:
-    """One resource's outcome: ``created``, ``updated``, ``unchanged`` (``would create``… in a dry run)."""
+    """One resource's outcome: ``created``, ``updated`` (``detail`` says what), ``unchanged``; ``would be created``
+    and ``would be updated`` in a dry run."""
 
     resource: str
     outcome: str
@@ -726,8 +729,3 @@ def _print(d: Deployment, fmt: str, failed: str | None = None) -> None:
     if failed:
         note(f"mps-triggers deploy scf: failed: {failed}")
 
-
-def iter_writes(d: Deployment) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """``(service, action, shown payload)`` of every write of a run (tests compare a dry run with a real one)."""
-    for w in d.writes:
-        yield w.service, w.action, w.shown
