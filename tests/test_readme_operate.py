@@ -25,13 +25,16 @@ def test_the_operate_walkthrough_works_as_written(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MPS_", "ARCHIVE_", "AWS_", "COS_"))}
     argv = serve.replace(".venv/bin/python", sys.executable).split()
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # its output (the in-process archive function's log and EMF lines) goes to a file: a pipe nobody reads would
+    # fill up and block the stack mid-walkthrough
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("ready") or not line:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(x.startswith("ready") for x in (tmp_path / "serve.log").read_text().splitlines()):
                 break
+            time.sleep(0.2)
         assert (tmp_path / "local.env").exists(), "the local stack did not start"
         outputs = []
         for command in commands:
@@ -55,3 +58,4 @@ def test_the_operate_walkthrough_works_as_written(tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+        log.close()

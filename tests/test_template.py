@@ -476,3 +476,32 @@ def test_env_json_overrides_only_declared_variables_and_runs_the_functions_on_th
     finally:
         os.killpg(tasks.pid, signal.SIGINT)
         tasks.wait(20)
+
+
+def sam_cli() -> Path:
+    """``sam`` from aws-sam-cli (``dev/sam-requirements.txt``), in its own environment ``.venv-sam/`` (its pins
+    conflict with the dev environment's boto3), made once and again only when that file changes."""
+    import hashlib
+    import venv
+
+    requirements = ROOT / "dev" / "sam-requirements.txt"
+    env_dir = ROOT / ".venv-sam"
+    sam, stamp = env_dir / "bin" / "sam", env_dir / ".requirements.sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if not sam.exists() or not stamp.exists() or stamp.read_text() != digest:
+        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+        subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q", "install",
+                        "-r", str(requirements)], check=True, timeout=900)
+        stamp.write_text(digest)
+    return sam
+
+
+@pytest.mark.timeout(1200)
+def test_sam_validate_lint_passes():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(AWS_DEFAULT_REGION="us-east-1", SAM_CLI_TELEMETRY="0")
+    out = subprocess.run([str(sam_cli()), "validate", "--lint", "--template", str(TEMPLATE)], capture_output=True,
+                         text=True, timeout=300, env=env, cwd=ROOT)
+    assert out.returncode == 0 and "is a valid SAM Template" in out.stdout + out.stderr, out.stdout + out.stderr
