@@ -152,6 +152,7 @@ def test_a_cos_archive_is_compacted_through_the_cos_client(archive, stack):
     assert len(ids) == len(set(ids)) == 8
 
 
+@pytest.mark.timeout(900)  # 52 runs of the command, each a fresh process: 80 s here, far more on a loaded host
 def test_compaction_killed_at_random_points_never_loses_or_duplicates_a_line(archive, stack, tmp_path):
     """50 runs of `mps-triggers compact`, each killed (SIGKILL) at a random moment, with new callbacks arriving
     between runs; after every kill no line is missing, and after a last run to completion none is kept twice."""
