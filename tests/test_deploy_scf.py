@@ -142,4 +142,5 @@ def test_the_tccli_payloads_are_generated_from_the_example_config(tmp_path):
     committed = sorted(p.name for p in (ROOT / "deploy/scf/tccli").glob("*.json"))
     assert sorted(p.name for p in tmp_path.glob("*.json")) == committed
     for name in committed:
-        assert json.loads((tmp_path / name).read_text()) == json.loads((ROOT / "deploy/scf/tccli" / name).read_text()), name
+        generated = json.loads((tmp_path / name).read_text())
+        assert generated == json.loads((ROOT / "deploy/scf/tccli" / name).read_text()), name

@@ -68,7 +68,8 @@ def test_a_deployment_sequence_keeps_state_and_answers_in_the_official_models(ap
     assert error_of(api, "scf", "CreateFunction", create) == "ResourceInUse.Function"
     got = call(api, "scf", "GetFunction", {"FunctionName": "fn"})
     assert (got["Timeout"], got["Role"], got["Layers"][0]["LayerVersion"]) == (60, "fn-role", 1)
-    assert call(api, "scf", "GetFunctionAddress", {"FunctionName": "fn"})["CodeSha256"] == hashlib.sha256(ZIP).hexdigest()
+    address = call(api, "scf", "GetFunctionAddress", {"FunctionName": "fn"})
+    assert address["CodeSha256"] == hashlib.sha256(ZIP).hexdigest()
     url = call(api, "scf", "CreateTrigger", {"FunctionName": "fn", "TriggerName": "url", "Type": "http",
                                              "TriggerDesc": json.dumps({"AuthType": "NONE", "NetConfig": {
                                                  "EnableIntranet": False, "EnableExtranet": True}})})

@@ -318,7 +318,8 @@ def tccli_payloads(config: ScfDeployConfig) -> dict[str, dict[str, Any]]:
         out[f"scf-CreateTrigger-{job}-{suffix}.json"] = trigger
     out["scf-PublishLayerVersion.json"] = {
         "LayerName": config.layer_name, "CompatibleRuntimes": [RUNTIME],
-        "Content": {"CosBucketName": bucket, "CosObjectName": f"/{config.packages.cos_prefix}{config.layer_name}-layer.zip"},
+        "Content": {"CosBucketName": bucket,
+                    "CosObjectName": f"/{config.packages.cos_prefix}{config.layer_name}-layer.zip"},
         "Description": "mps triggers core library and dependencies for Python3.10"}
     out["scf-PutReservedConcurrencyConfig-submit.json"] = {
         "FunctionName": config.function_name("submit"), "Namespace": config.namespace,

@@ -314,7 +314,8 @@ class TencentCloudApi:
         self._check_refs(p)
         fn = {"FunctionName": p["FunctionName"], "Namespace": p.get("Namespace") or "default",
               "FunctionId": f"lam-{uuid.uuid4().hex[:8]}", "AddTime": _now(), "ModTime": _now(),
-              "Description": "", "MemorySize": 128, "Timeout": 3, "Runtime": "Python3.6", "Handler": "index.main_handler",
+              "Description": "", "MemorySize": 128, "Timeout": 3, "Runtime": "Python3.6",
+              "Handler": "index.main_handler",
               "Role": "", "Environment": {"Variables": []}, "Layers": [],
               "DeadLetterConfig": {"Type": "", "Name": "", "FilterType": ""},
               "CodeSha256": self._content_sha256(p["Code"]), "triggers": {}, "reserved_mem": None,
