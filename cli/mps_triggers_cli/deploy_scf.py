@@ -55,7 +55,8 @@ SECRET_VARIABLES = frozenset({"MPS_NOTIFY_KEY", "CALLBACK_TOKEN", "WEBHOOK_URL"}
 TRUST = {"version": "2.0", "statement": [{"action": "name/sts:AssumeRole", "effect": "allow",
                                           "principal": {"service": ["scf.qcloud.com"]}}]}
 MANUAL_NOTIFY_URL = "https://{app_id}-abcdefgh.{region}.tencentscf.com/"
-"""What the generated tccli payloads hold for MPS_NOTIFY_URL: replace it with the URL CreateTrigger prints."""
+"""What the generated tccli payloads hold for MPS_NOTIFY_URL (and what the environment check loads): replace it
+with the URL CreateTrigger prints."""
 ACTIVE_WAIT = 120.0
 """Seconds a created or updated function may take to become ``Active``."""
 DESCRIPTIONS = {
@@ -163,6 +164,11 @@ class ScfDeployConfig(_Model):
     def archive_uri(self) -> str:
         return f"cos://{self.archive.bucket}.cos.{self.region}.myqcloud.com/{self.archive.prefix}"
 
+    @property
+    def manual_notify_url(self) -> str:
+        """:data:`MANUAL_NOTIFY_URL` for this account and region."""
+        return MANUAL_NOTIFY_URL.format(app_id=self.app_id, region=self.region)
+
 
 def load_config(path: str) -> ScfDeployConfig:
     """The config at ``path`` (TOML). Raises :class:`UsageError` naming the file and the key at fault."""
@@ -229,8 +235,7 @@ def check_environment(config: ScfDeployConfig) -> None:
     role = {"TENCENTCLOUD_SECRETID": "AKIDdeploy", "TENCENTCLOUD_SECRETKEY": "deploy", "TENCENTCLOUD_SESSIONTOKEN": "t"}
     for job, loader in (("submit", load_settings), ("archive", load_archive_settings),
                         ("compact", load_archive_settings)):
-        env = {k: (v if isinstance(v, str) else MANUAL_NOTIFY_URL.format(app_id=config.app_id, region=config.region))
-               for k, v in environment(config, job).items()}
+        env = environment(config, job, config.manual_notify_url)
         empty = [k for k, v in env.items() if not v]
         if empty:
             raise UsageError(f"{job}.environment.{empty[0]}", "SCF refuses an empty environment variable; leave it out")
@@ -309,8 +314,7 @@ def tccli_payloads(config: ScfDeployConfig) -> dict[str, dict[str, Any]]:
         out[f"cam-CreatePolicy-{job}.json"] = {"PolicyName": name, "Description": ROLE_DESCRIPTIONS[job],
                                                "PolicyDocument": _compact_json(policy_document(config, job))}
         out[f"cam-AttachRolePolicy-{job}.json"] = {"PolicyName": name, "AttachRoleName": name}
-        url = MANUAL_NOTIFY_URL.format(app_id=config.app_id, region=config.region) if job == "submit" else None
-        request = function_request(config, job, 1, url)
+        request = function_request(config, job, 1, config.manual_notify_url)
         request["Code"] = {"CosBucketName": bucket, "CosObjectName": f"/{config.packages.cos_prefix}{name}.zip"}
         out[f"scf-CreateFunction-{job}.json"] = request
         [trigger] = trigger_requests(config, job)
@@ -398,6 +402,23 @@ class Write:
     shown: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Package:
+    """One zip of ``package-scf``: its ``path``, bytes and sha256 (hex), read once per run."""
+
+    path: Path
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def read(cls, path: Path) -> "Package":
+        """Raises :class:`UsageError` when the zip is not there."""
+        if not path.is_file():
+            raise UsageError("--packages", f"{path}: missing; build it with `python3 tasks.py package-scf --layer`")
+        data = path.read_bytes()
+        return cls(path, data, hashlib.sha256(data).hexdigest())
+
+
 @dataclass
 class Deployment:
     """One run of ``deploy scf``: the config, the packages, the cloud; :meth:`run` does it."""
@@ -411,6 +432,7 @@ class Deployment:
     writes: list[Write] = field(default_factory=list)
     function_url: Any = None
     created: set[str] = field(default_factory=set)  # functions this run creates: nothing of theirs to read yet
+    zips: dict[str, Package] = field(default_factory=dict)  # by file name, read by run() before the first call
 
     # --- plumbing ---
 
@@ -440,9 +462,9 @@ class Deployment:
 
     def run(self) -> "Deployment":
         check_environment(self.config)
-        for job in ("submit", "archive", "compact"):  # every package before the first call: no half deployment
-            self._package(f"{self.config.function_name(job)}.zip")
-        self._package(f"{self.config.layer_name}-layer.zip")
+        names = [f"{self.config.function_name(job)}.zip" for job in ("submit", "archive", "compact")]
+        for name in [f"{self.config.layer_name}-layer.zip", *names]:  # before the first call: no half deployment
+            self.zips[name] = Package.read(self.packages / name)
         for job in ("submit", "archive", "compact"):
             self.role_and_policy(job)
         layer = self.layer()
@@ -493,18 +515,17 @@ class Deployment:
         else:
             self.changed(f"cam attachment {name}", "unchanged")
 
-    def upload(self, path: Path) -> tuple[str, str]:
-        """The package ``path`` in the packages bucket under a content-addressed key (uploaded when missing):
-        ``(CosObjectName, sha256)``."""
-        data = path.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        key = f"{self.config.packages.cos_prefix}{path.stem}-{sha[:16]}.zip"
+    def upload(self, package: Package) -> str:
+        """``package`` in the packages bucket under a content-addressed key (uploaded when missing): its
+        ``CosObjectName``."""
+        key = f"{self.config.packages.cos_prefix}{package.path.stem}-{package.sha256[:16]}.zip"
         if self.cos.head(key) is None:
             self.writes.append(Write("cos", "PutObject", {"Bucket": self.config.packages.cos_bucket, "Key": key,
-                                                           "ContentLength": len(data), "sha256": sha}))
+                                                           "ContentLength": len(package.data),
+                                                           "sha256": package.sha256}))
             if not self.dry_run:
-                self.cos.put(key, data, content_type="application/zip")
-        return "/" + key, sha
+                self.cos.put(key, package.data, content_type="application/zip")
+        return "/" + key
 
     def _code(self, key: str) -> dict[str, Any]:
         return {"CosBucketName": self.config.packages.cos_bucket.rsplit("-", 1)[0], "CosObjectName": key,
@@ -512,34 +533,28 @@ class Deployment:
 
     def layer(self) -> Any:
         name = self.config.layer_name
-        path = self._package(f"{name}-layer.zip")
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        package = self.zips[f"{name}-layer.zip"]
+        sha = package.sha256
         listed = self.read("scf", "ListLayerVersions", {"LayerName": name}, ("ResourceNotFound",))
         for version in (listed or {}).get("LayerVersions", []):
             if f"sha256:{sha}" in version.get("Description", ""):
                 self.changed(f"scf layer {name}", "unchanged", f"version {version['LayerVersion']}")
                 return version["LayerVersion"]
-        key, _ = self.upload(path)
+        key = self.upload(package)
         published = self.write("scf", "PublishLayerVersion", {
             "LayerName": name, "CompatibleRuntimes": [RUNTIME], "Content": self._code(key),
             "Description": f"mps-triggers core for {RUNTIME}, sha256:{sha}"})
         self.changed(f"scf layer {name}", "created", "a new version")
         return Pending("PublishLayerVersion.LayerVersion", published and published["LayerVersion"])
 
-    def _package(self, file: str) -> Path:
-        path = self.packages / file
-        if not path.is_file():
-            raise UsageError("--packages", f"{path}: missing; build it with `python3 tasks.py package-scf --layer`")
-        return path
-
     def function(self, job: str, layer: Any) -> None:
         name = self.config.function_name(job)
-        path = self._package(f"{name}.zip")
+        package = self.zips[f"{name}.zip"]
         wanted = function_request(self.config, job, layer, self.function_url if job == "submit" else None)
         current = self.read("scf", "GetFunction", {"FunctionName": name, "Namespace": self.config.namespace},
                             ("ResourceNotFound",))
         if current is None:
-            key, _ = self.upload(path)
+            key = self.upload(package)
             self.write("scf", "CreateFunction", {**wanted, "Code": self._code(key)})
             self.created.add(name)
             self.changed(f"scf function {name}", "created")
@@ -552,10 +567,9 @@ class Deployment:
             self.write("scf", "UpdateFunctionConfiguration", update)
             self.wait_active(name)
         address = self.read("scf", "GetFunctionAddress", {"FunctionName": name, "Namespace": self.config.namespace})
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        code = (address or {}).get("CodeSha256") != sha
+        code = (address or {}).get("CodeSha256") != package.sha256
         if code:
-            key, _ = self.upload(path)
+            key = self.upload(package)
             self.write("scf", "UpdateFunctionCode", {"FunctionName": name, "Namespace": self.config.namespace,
                                                      "Handler": "app.main_handler", **self._code(key)})
             self.wait_active(name)
@@ -707,8 +721,7 @@ def run(args: Any) -> int:
 
 
 def _print(d: Deployment, fmt: str, failed: str | None = None) -> None:
-    url = d.function_url.shown() if isinstance(d.function_url, Pending) and d.function_url.value is None else \
-        _resolved(d.function_url, show=False)
+    url = _resolved(d.function_url, show=False)  # a URL this run's write did not return yet: <Action.Field>
     step = MPS_TRIGGER_STEP.format(archive=d.config.function_name("archive"))
     if fmt == "json":
         doc = {"dry_run": d.dry_run, "changes": [c.__dict__ for c in d.changes],
