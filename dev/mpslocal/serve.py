@@ -29,7 +29,7 @@ import time
 from .stack import AWS_REGION, LocalStack
 
 MEDIA, ARCHIVE = "media-in", "mps-archive"
-NOTIFY_KEY, S3_SECRET = "local-notify-key", "local-s3-secret-key"
+NOTIFY_KEY, S3_KEY_ID, S3_SECRET = "local-notify-key", "AKIALOCALMPSREADER01", "local-s3-secret-key"
 ROUTES = [{"name": "videos", "suffixes": [".mp4", ".mov"], "schedule_id": 20001}]
 
 
@@ -63,7 +63,7 @@ def setup(stack: LocalStack) -> dict[str, str]:
             "eventTime": "2026-11-20T03:00:00.000Z", "eventName": "ObjectCreated:Put",
             "s3": {"bucket": {"name": MEDIA}, "object": {"key": key.replace(" ", "+"), "size": len(clip),
                                                           "eTag": head["ETag"].strip('"')}}}]}))
-    env = {**stack.environment(), "MPS_ROUTES": json.dumps(ROUTES), "MPS_S3_SECRET_ID": "AKIALOCALMPSREADER01",
+    env = {**stack.environment(), "MPS_ROUTES": json.dumps(ROUTES), "MPS_S3_SECRET_ID": S3_KEY_ID,
            "MPS_S3_SECRET_KEY": S3_SECRET, "ARCHIVE_URI": f"s3://{ARCHIVE}/callbacks", "MPS_NOTIFY_KEY": NOTIFY_KEY,
            "UPLOAD_QUEUE_URL": queue, "UPLOAD_DLQ_URL": dlq}
     os.environ.update(env)  # the archive function below runs in this process, configured as deployed
@@ -84,22 +84,16 @@ def setup(stack: LocalStack) -> dict[str, str]:
     return env
 
 
-SAM_SECRETS = {"mps-triggers-local/mps-api": ("SecretId", "SecretKey"),
-               "mps-triggers-local/mps-s3": ("S3SecretId", "S3SecretKey")}
-"""The secrets env.json names (MPS_CREDENTIALS_SECRET_ARN takes a name as well as an ARN) and their fields."""
-
-
 def setup_bare(stack: LocalStack) -> dict[str, str]:
-    """What ``env.json`` expects of the stack: the secrets (the emulator's API key; an AWS key for MPS to read S3
-    with) and the buckets. Returns the endpoints."""
+    """What ``env.json`` expects of the stack: the secrets it names (MPS_CREDENTIALS_SECRET_ARN takes a name as
+    well as an ARN; the emulator's API key, and an AWS key for MPS to read S3 with) and the buckets. Returns the
+    endpoints."""
     sm, s3 = stack.boto3("secretsmanager"), stack.boto3("s3")
     secret_id, (secret_key, _token) = next(iter(stack.mps.credentials.items()))
-    values = {"mps-triggers-local/mps-api": (secret_id, secret_key),
-              "mps-triggers-local/mps-s3": ("AKIALOCALMPSREADER01", S3_SECRET)}
-    stack.mps.aws_keys = {"AKIALOCALMPSREADER01": S3_SECRET}
-    for name, (a, b) in values.items():
-        fields = SAM_SECRETS[name]
-        sm.create_secret(Name=name, SecretString=json.dumps({fields[0]: a, fields[1]: b}))
+    stack.mps.aws_keys = {S3_KEY_ID: S3_SECRET}
+    for name, doc in {"mps-triggers-local/mps-api": {"SecretId": secret_id, "SecretKey": secret_key},
+                      "mps-triggers-local/mps-s3": {"S3SecretId": S3_KEY_ID, "S3SecretKey": S3_SECRET}}.items():
+        sm.create_secret(Name=name, SecretString=json.dumps(doc))
     for bucket in (MEDIA, ARCHIVE):
         s3.create_bucket(Bucket=bucket)
     return {"AWS_ENDPOINT_URL": stack.moto.url, "MPS_ENDPOINT": stack.mps.url}
