@@ -263,24 +263,10 @@ def resolved(cfn: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
     """``cfn`` as CloudFormation deploys it for ``params`` (defaults filled in): resources and outputs whose
     Condition is false dropped, ``Fn::If`` replaced by its branch, ``AWS::NoValue`` removed. Fails if what is
     kept refers to a resource that was dropped."""
-    defaults = {k: str(v.get("Default", "")) for k, v in sam_template()["Parameters"].items()}
-    values = defaults | params
+    values = parameter_values(params)
     conditions: dict[str, bool] = {}
-
-    def cond(expr: Any) -> Any:
-        if isinstance(expr, dict):
-            [(fn, arg)] = expr.items()
-            if fn == "Ref":
-                return values.get(arg, arg)
-            if fn == "Condition":
-                return conditions[arg]
-            v = [cond(a) for a in arg]
-            return {"Fn::Equals": lambda x: x[0] == x[1], "Fn::Not": lambda x: not x[0], "Fn::And": all,
-                    "Fn::Or": any}[fn](v)
-        return expr
-
     for name, expr in cfn.get("Conditions", {}).items():
-        conditions[name] = bool(cond(expr))
+        conditions[name] = bool(_rule_value(expr, values, conditions))
     drop = object()
 
     def walk(value: Any) -> Any:
@@ -353,13 +339,21 @@ def test_submit_notifies_the_archive_function_and_guards_the_archive():
     assert env["ARCHIVE_URI"] == archive_env["ARCHIVE_URI"]  # the submit job never submits the archive
 
 
-def _rule_value(expr: Any, params: dict[str, str]) -> Any:
-    """Evaluate a CloudFormation rule expression (Ref, Fn::Equals, Fn::Not, Fn::And, Fn::Or) for ``params``."""
+def parameter_values(params: dict[str, str]) -> dict[str, str]:
+    """The template's parameters: ``params``, and each other parameter's default ("" when it has none)."""
+    return {k: str(v.get("Default", "")) for k, v in sam_template()["Parameters"].items()} | params
+
+
+def _rule_value(expr: Any, params: dict[str, str], conditions: dict[str, bool] | None = None) -> Any:
+    """Evaluate a CloudFormation rule or condition expression (Ref, Condition, Fn::Equals, Fn::Not, Fn::And,
+    Fn::Or) for ``params`` and the ``conditions`` already evaluated."""
     if isinstance(expr, dict):
         [(fn, arg)] = expr.items()
         if fn == "Ref":
             return params[arg]
-        values = [_rule_value(a, params) for a in arg]
+        if fn == "Condition":
+            return (conditions or {})[arg]
+        values = [_rule_value(a, params, conditions) for a in arg]
         return {"Fn::Equals": lambda v: v[0] == v[1], "Fn::Not": lambda v: not v[0], "Fn::And": all,
                 "Fn::Or": any}[fn](values)
     return expr
@@ -368,7 +362,7 @@ def _rule_value(expr: Any, params: dict[str, str]) -> Any:
 def rules_refuse(params: dict[str, str]) -> list[str]:
     """The AssertDescriptions of the template's Rules that ``params`` (defaults filled in) fail."""
     tpl = sam_template()
-    values = {k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()} | params
+    values = parameter_values(params)
     failed = []
     for rule in tpl.get("Rules", {}).values():
         if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
