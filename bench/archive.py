@@ -1,6 +1,7 @@
-"""Archive job throughput and memory against the local stack (moto S3 server in this process).
+"""Archive job throughput and memory against the local stack (moto S3 server in its own process).
 
     python3 tasks.py bench archive [--callbacks 10000] [--batch 100] [--mix schedule|mixed] [--rss-batch 1000]
+                                   [--profile N]
 
 *Throughput*: ``--callbacks`` notifications (the emulator's ScheduleTask shapes, FINISH, some with failed
 subtasks; ``--mix mixed`` alternates ScheduleTask/WorkflowTask/EditMediaTask) go through
@@ -15,9 +16,12 @@ Results also go to ``bench/results/archive.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import cProfile
 import hashlib
 import json
 import os
+import pstats
 import resource
 import subprocess
 import sys
@@ -100,6 +104,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--mix", choices=["schedule", "mixed"], default="schedule")
     ap.add_argument("--rss-batch", type=int, default=1000)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="run the timed invocations under cProfile and print the top N functions by own time")
     ap.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -113,7 +119,7 @@ def main() -> int:
     from mpslocal.stack import LocalStack
 
     results: dict = {}
-    with LocalStack(rate_limit=None) as stack:
+    with LocalStack(rate_limit=None, moto_process=True) as stack:
         s3 = stack.boto3("s3")
         bucket = f"bench-archive-{uuid.uuid4().hex[:8]}"
         s3.create_bucket(Bucket=bucket)
@@ -130,11 +136,20 @@ def main() -> int:
             return {o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="callbacks/")
                     for o in p.get("Contents", [])}
 
-        handler(sqs_event(notifications(1, args.mix)), None)  # warm container (its object is not counted)
-        warm = listing()
-        t = time.perf_counter()
-        failures = sum(len(handler(ev, None)["batchItemFailures"]) for ev in events)
-        seconds = time.perf_counter() - t
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # the invocations' EMF lines
+            handler(sqs_event(notifications(1, args.mix)), None)  # warm container (its object is not counted)
+            warm = listing()
+            profiler = cProfile.Profile() if args.profile else None
+            t = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            failures = sum(len(handler(ev, None)["batchItemFailures"]) for ev in events)
+            if profiler:
+                profiler.disable()
+            seconds = time.perf_counter() - t
+        if profiler:
+            print(f"profile of the timed invocations, top {args.profile} functions by own time:")
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
         keys = sorted(listing() - warm)
         archived: list[str] = []
         for k in keys:
