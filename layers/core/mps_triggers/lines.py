@@ -49,6 +49,7 @@ arrival order. Readers drop repeated lines by ``id``.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -82,12 +83,14 @@ def line_id(payload: Any) -> str:
     return hashlib.sha256(canonical(payload)).hexdigest()
 
 
+@functools.lru_cache(maxsize=64)  # a batch's lines share their arrival time
 def utc_iso(ts: float) -> str:
     """``2026-11-21T09:30:00.123Z`` for UNIX seconds ``ts``."""
     d = datetime.fromtimestamp(ts, tz=timezone.utc)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=1024)  # a handful of EventTypes, each seen again and again
 def partition_name(event_type: str) -> str:
     """The ``event_type=`` partition of a callback's EventType (see the module docstring)."""
     safe = _TYPE_SAFE.sub("_", event_type) or "unknown"
@@ -121,12 +124,13 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
     Raises :class:`~mps_triggers.safejson.JsonError` (a ``ValueError``) for a payload nested deeper than 64 levels,
     ``ValueError`` for a value JSON cannot carry. Never raises for an odd but JSON-shaped notification.
     """
-    clean, payload_text = redact_json(payload)  # serialized once: hashed for the id and embedded in the line
+    red = redact_json(payload)  # serialized once: hashed for the id and embedded in the line
+    clean, payload_text = red.value, red.text
     normalized = normalize(clean)
     if normalized.task_id is None and normalized.session_id and task_id_of is not None \
             and normalized.event_type == "BatchTask":
         normalized.task_id = task_id_of(normalized.session_id)
-    lid = hashlib.sha256(_id_text(clean, payload_text).encode("utf-8")).hexdigest()
+    lid = hashlib.sha256(red.text_without(SIGNING_FIELDS).encode("utf-8")).hexdigest()
     doc = {
         "id": lid,
         "received_at": utc_iso(received_at),
@@ -152,15 +156,7 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
 
 def callback_id(payload: Any) -> str:
     """The ``id`` :func:`build_line` gives the line of notification ``payload`` (readers and harnesses use it)."""
-    clean, text = redact_json(payload)
-    return hashlib.sha256(_id_text(clean, text).encode("utf-8")).hexdigest()
-
-
-def _id_text(clean: Any, payload_text: str) -> str:
-    """What a callback line's id hashes: the canonical redacted payload, :data:`SIGNING_FIELDS` left out."""
-    if isinstance(clean, dict) and any(k in clean for k in SIGNING_FIELDS):
-        return dumps({k: v for k, v in clean.items() if k not in SIGNING_FIELDS}, sort_keys=True)
-    return payload_text
+    return hashlib.sha256(redact_json(payload).text_without(SIGNING_FIELDS).encode("utf-8")).hexdigest()
 
 
 def _plausible_time(payload: Any) -> int | None:

@@ -1,9 +1,11 @@
-"""Typed notification models → the normalized fields every consumer needs (archive line, digest, report).
+"""Notifications → the normalized fields every consumer needs (archive line, digest, report).
 
 Notification (MPS ``ParseNotification`` output, API 2019-06-12): ``EventType`` (``WorkflowTask``,
 ``ScheduleTask``, ``EditMediaTask``, ...), the matching ``…TaskEvent``, ``SessionId``, ``SessionContext``,
-``Timestamp`` and ``Sign``. Models are lenient: MPS adds fields, unknown EventTypes are kept raw, never rejected;
-:func:`normalize` never raises on a JSON object (an unreadable one gets ``parse_error``).
+``Timestamp`` and ``Sign``. Reading is lenient: MPS adds fields, unknown EventTypes are kept raw, never rejected;
+:func:`normalize` never raises on a JSON object (an unreadable one gets ``parse_error``). Each part is read by
+:func:`read`: exactly-typed values (every documented notification) by plain code, anything else by pydantic models
+of the same fields, which coerce or name the field that cannot be read.
 
 ``BatchTask`` events (BatchProcessMedia) follow the SDK's ``BatchSubTaskResult``: ``InputInfos``, ``Metadatas`` and
 ``SmartSubtitlesTaskResult{Input, Outputs[{Status, ErrCodeExt, Message, Progress, AsrFullTextTask, TransTextTask}]}``;
@@ -18,10 +20,9 @@ Example::
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Iterator
-
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .safejson import to_int
 from .session import is_session_id, read_session_context
@@ -30,10 +31,6 @@ from .session import is_session_id, read_session_context
 EVENT_KEYS = {"WorkflowTask": "WorkflowTaskEvent", "ScheduleTask": "ScheduleTaskEvent",
               "EditMediaTask": "EditMediaTaskEvent", "BatchTask": "BatchTaskEvent",
               "ExtractBlindWatermark": "ExtractBlindWatermarkTask"}
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
 
 def _to_code(v: Any) -> Any:
@@ -47,106 +44,146 @@ def _to_code(v: Any) -> Any:
     return -1 if code is None else code
 
 
-class SubtaskResult(_Lenient):
-    """A subtask result (MediaProcessTaskTranscodeResult, ...SnapshotByTimeOffsetResult, AI task results...)."""
-
-    Status: str | None = None
-    ErrCodeExt: str | None = None
-    ErrCode: int | None = None
-    Message: str | None = None
-    Output: Any = None
-
-    _code = field_validator("ErrCode", mode="before")(_to_code)
-
-    @property
-    def failed(self) -> bool:
-        """``Status == FAIL``, ``ErrCodeExt`` not empty or SUCCESS, or ``ErrCode != 0``."""
-        return (self.Status or "").upper() == "FAIL" or (self.ErrCodeExt or "SUCCESS").upper() != "SUCCESS" or \
-            (self.ErrCode or 0) != 0
-
-
-class ResultItem(_Lenient):
-    """One entry of MediaProcessResultSet (``Type`` + ``TranscodeTask``/...) or ActivityResultSet
-    (``ActivityType`` + ``ActivityResItem``), or of the AI result sets (``Type`` + ``…Task``)."""
-
-    Type: str | None = None
-    ActivityType: str | None = None
-    ActivityResItem: dict[str, Any] | None = None
-
-    def subtasks(self) -> Iterator[tuple[str, SubtaskResult]]:
-        """``(kind, result)`` for every non-null task in the item."""
-        container = self.ActivityResItem if self.ActivityResItem is not None else (self.model_extra or {})
-        kind = self.ActivityType or self.Type or "?"
-        for name, value in container.items():
-            if isinstance(value, dict) and name.endswith("Task"):
-                yield f"{kind}:{name}", SubtaskResult.model_validate(value)
+# The fields read from each part of a notification, and their kinds: "str" (str or None), "code" (ErrCode:
+# :func:`_to_code`), "dict" (an object or None), "dicts" (a list of objects or None), "items" (a list of result
+# items or None), "any". The pydantic models (:func:`_models`) declare the same fields with the same types.
+SUBTASK = {"Status": "str", "ErrCodeExt": "str", "ErrCode": "code", "Message": "str", "Output": "any"}
+"""A subtask result (MediaProcessTaskTranscodeResult, ...SnapshotByTimeOffsetResult, AI task results...)."""
+RESULT_ITEM = {"Type": "str", "ActivityType": "str", "ActivityResItem": "dict"}
+"""One entry of MediaProcessResultSet (``Type`` + ``TranscodeTask``/...) or ActivityResultSet (``ActivityType`` +
+``ActivityResItem``), or of the AI result sets (``Type`` + ``…Task``)."""
+RESULT_SETS = ("MediaProcessResultSet", "ActivityResultSet", "AiContentReviewResultSet", "AiAnalysisResultSet",
+               "AiRecognitionResultSet")
+TASK_EVENT = {"TaskId": "str", "Status": "str", "ErrCode": "code", "ErrCodeExt": "str", "Message": "str",
+              "InputInfo": "dict", "Input": "dict", "Output": "any", **{name: "items" for name in RESULT_SETS}}
+"""The common head of WorkflowTask, ScheduleTask, EditMediaTask events."""
+BATCH_TASK_EVENT = {"TaskId": "str", "Status": "str", "InputInfos": "dicts", "SmartSubtitlesTaskResult": "dict"}
+"""``BatchTaskEvent`` (SDK ``BatchSubTaskResult``); ``TaskId``/``Status`` are read if MPS ever adds them."""
+NOTIFICATION = {"EventType": "str", "SessionId": "str", "SessionContext": "str", "Timestamp": "any", "Sign": "any"}
+"""ParseNotification's output: the body MPS POSTs to NotifyUrl, sends to AWS-SQS or hands the MPS trigger
+(``Timestamp``/``Sign`` are checked by :func:`mps_triggers.callbacks.check_signature`, never read here)."""
 
 
-class TaskEvent(_Lenient):
-    """The common head of WorkflowTask, ScheduleTask, EditMediaTask events."""
+class Part:
+    """A part of a notification as read: one attribute per field of its spec (None when absent) and
+    ``model_extra``, the other members, like a lenient pydantic model's."""
 
-    TaskId: str | None = None
-    Status: str | None = None
-    ErrCode: int | None = None
-    ErrCodeExt: str | None = None
-    Message: str | None = None
-    InputInfo: dict[str, Any] | None = None
-    Input: dict[str, Any] | None = None
-    Output: Any = None
-    MediaProcessResultSet: list[ResultItem] | None = None
-    ActivityResultSet: list[ResultItem] | None = None
-    AiContentReviewResultSet: list[ResultItem] | None = None
-    AiAnalysisResultSet: list[ResultItem] | None = None
-    AiRecognitionResultSet: list[ResultItem] | None = None
-
-    _code = field_validator("ErrCode", mode="before")(_to_code)
-
-    def subtasks(self) -> Iterator[tuple[str, SubtaskResult]]:
-        for items in (self.MediaProcessResultSet, self.ActivityResultSet, self.AiContentReviewResultSet,
-                      self.AiAnalysisResultSet, self.AiRecognitionResultSet):
-            for item in items or ():
-                yield from item.subtasks()
-        for name, value in (self.model_extra or {}).items():  # AiQualityControlTaskResult, SmartEraseTaskResult, ...
-            if isinstance(value, dict) and "Status" in value:
-                yield name, SubtaskResult.model_validate(value)
+    def __init__(self, fields: dict[str, Any], extra: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+        self.model_extra = extra
 
 
-class BatchTaskEvent(_Lenient):
-    """``BatchTaskEvent`` (SDK ``BatchSubTaskResult``); ``TaskId``/``Status`` are read if MPS ever adds them."""
-
-    TaskId: str | None = None
-    Status: str | None = None
-    InputInfos: list[dict[str, Any]] | None = None
-    SmartSubtitlesTaskResult: dict[str, Any] | None = None
-
-    def subtasks(self) -> Iterator[tuple[str, SubtaskResult]]:
-        """Each output of the smart subtitle result (SDK ``SmartSubtitleTaskBatchOutput``), as a subtask whose
-        ``Output`` is the output itself (its ``AsrFullTextTask``/``TransTextTask`` hold the subtitle paths)."""
-        outputs = (self.SmartSubtitlesTaskResult or {}).get("Outputs")
-        for i, out in enumerate(outputs if isinstance(outputs, list) else []):
-            if isinstance(out, dict):
-                sub = SubtaskResult.model_validate({**out, "Output": {k: v for k, v in out.items()
-                                                                     if k.endswith("Task")}})
-                yield f"SmartSubtitles:Outputs[{i}]", sub
-
-    @property
-    def status(self) -> str | None:
-        if self.Status:
-            return self.Status
-        statuses = [(sub.Status or "").upper() for _, sub in self.subtasks()]
-        if not statuses:
-            return None
-        return "PROCESSING" if any(s in ("WAITING", "PROCESSING") for s in statuses) else "FINISH"
+class _Inexact(Exception):
+    """A value whose type is not exactly its field's: pydantic decides (coerces, or says what is wrong)."""
 
 
-class Notification(_Lenient):
-    """ParseNotification's output: the body MPS POSTs to NotifyUrl, sends to AWS-SQS or hands the MPS trigger."""
+def _plain_dict(v: Any) -> bool:
+    return type(v) is dict and all(type(k) is str for k in v)
 
-    EventType: str | None = None
-    SessionId: str | None = None
-    SessionContext: str | None = None
-    Timestamp: Any = None  # checked by callbacks.check_signature, never needed as a model field
-    Sign: Any = None
+
+def _read_exact(spec: dict[str, str], value: dict[str, Any]) -> Part:
+    fields: dict[str, Any] = dict.fromkeys(spec)
+    extra: dict[str, Any] = {}
+    for k, v in value.items():
+        kind = spec.get(k)
+        if kind is None:
+            extra[k] = v
+        elif kind == "str":
+            if type(v) is not str and v is not None:
+                raise _Inexact
+            fields[k] = v
+        elif v is None or kind == "any":
+            fields[k] = v
+        elif kind == "code":
+            fields[k] = _to_code(v)
+        elif kind == "dict":
+            if not _plain_dict(v):
+                raise _Inexact
+            fields[k] = v
+        elif type(v) is not list or not all(_plain_dict(x) for x in v):
+            raise _Inexact
+        else:
+            fields[k] = v if kind == "dicts" else [_read_exact(RESULT_ITEM, x) for x in v]
+    return Part(fields, extra)
+
+
+def read(spec: dict[str, str], value: dict[str, Any]) -> Any:
+    """``value`` read as a part of kind ``spec`` (:data:`TASK_EVENT`, ...). Values of exactly the declared types
+    are read here; any other goes through the lenient pydantic model of the same fields (``coerce_numbers_to_str``,
+    ``extra="allow"``), built on first need, which coerces it or raises ``ValidationError`` (a ``ValueError``)
+    naming the field. Both give the same attributes (and ``model_extra``)."""
+    try:
+        return _read_exact(spec, value)
+    except _Inexact:
+        return _models()[id(spec)].model_validate(value)
+
+
+@functools.lru_cache(maxsize=1)
+def _models() -> dict[int, Any]:
+    """The pydantic models of the specs, keyed by ``id(spec)`` (built once, on the first inexact value: a
+    notification of the documented shapes never needs them, nor does a cold start)."""
+    from pydantic import BaseModel, ConfigDict, create_model, field_validator
+
+    class Lenient(BaseModel):
+        model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+
+    types = {"str": str | None, "code": int | None, "dict": dict[str, Any] | None,
+             "dicts": list[dict[str, Any]] | None, "any": Any}
+    code = {"_code": field_validator("ErrCode", mode="before")(_to_code)}
+    item = create_model("ResultItem", __base__=Lenient, **{k: (types[t], None) for k, t in RESULT_ITEM.items()})
+    types["items"] = list[item] | None  # type: ignore[valid-type]
+    models = {}
+    for name, spec in (("SubtaskResult", SUBTASK), ("TaskEvent", TASK_EVENT), ("BatchTaskEvent", BATCH_TASK_EVENT),
+                       ("Notification", NOTIFICATION)):
+        models[id(spec)] = create_model(name, __base__=Lenient, __validators__=code if "ErrCode" in spec else None,
+                                        **{k: (types[t], None) for k, t in spec.items()})
+    models[id(RESULT_ITEM)] = item
+    return models
+
+
+def failed(sub: Any) -> bool:
+    """A subtask failed: ``Status == FAIL``, ``ErrCodeExt`` not empty or SUCCESS, or ``ErrCode != 0``."""
+    return (sub.Status or "").upper() == "FAIL" or (sub.ErrCodeExt or "SUCCESS").upper() != "SUCCESS" or \
+        (sub.ErrCode or 0) != 0
+
+
+def _item_subtasks(item: Any) -> Iterator[tuple[str, Any]]:
+    """``(kind, subtask)`` for every non-null task in a result item."""
+    container = item.ActivityResItem if item.ActivityResItem is not None else (item.model_extra or {})
+    kind = item.ActivityType or item.Type or "?"
+    for name, value in container.items():
+        if isinstance(value, dict) and name.endswith("Task"):
+            yield f"{kind}:{name}", read(SUBTASK, value)
+
+
+def _event_subtasks(event: Any) -> Iterator[tuple[str, Any]]:
+    """Every subtask of a task event: its result sets' items, then members like AiQualityControlTaskResult or
+    SmartEraseTaskResult (an object with a ``Status``)."""
+    for name in RESULT_SETS:
+        for item in getattr(event, name) or ():
+            yield from _item_subtasks(item)
+    for name, value in (event.model_extra or {}).items():
+        if isinstance(value, dict) and "Status" in value:
+            yield name, read(SUBTASK, value)
+
+
+def _batch_subtasks(event: Any) -> Iterator[tuple[str, Any]]:
+    """Each output of a BatchTask's smart subtitle result (SDK ``SmartSubtitleTaskBatchOutput``), as a subtask
+    whose ``Output`` is the output itself (its ``AsrFullTextTask``/``TransTextTask`` hold the subtitle paths)."""
+    outputs = (event.SmartSubtitlesTaskResult or {}).get("Outputs")
+    for i, out in enumerate(outputs if isinstance(outputs, list) else []):
+        if isinstance(out, dict):
+            yield f"SmartSubtitles:Outputs[{i}]", read(SUBTASK, {**out, "Output": {k: v for k, v in out.items()
+                                                                                   if k.endswith("Task")}})
+
+
+def _batch_status(event: Any) -> str | None:
+    if event.Status:
+        return event.Status
+    statuses = [(sub.Status or "").upper() for _, sub in _batch_subtasks(event)]
+    if not statuses:
+        return None
+    return "PROCESSING" if any(s in ("WAITING", "PROCESSING") for s in statuses) else "FINISH"
 
 
 @dataclass
@@ -182,21 +219,21 @@ def normalize(doc: dict[str, Any]) -> NormalizedCallback:
 
 
 def _describe(exc: ValueError) -> str:
-    if isinstance(exc, ValidationError):
+    if hasattr(exc, "errors"):  # pydantic's ValidationError
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
-    note = Notification.model_validate(doc)
+    note = read(NOTIFICATION, doc)
     raw_event = doc.get(EVENT_KEYS.get(event_type, f"{event_type}Event"))
     if event_type == "BatchTask":
         return _normalize_batch(note, raw_event)
-    event = TaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else None
+    event = read(TASK_EVENT, raw_event) if isinstance(raw_event, dict) else None
     failed_subtasks: list[dict[str, Any]] = []
     outputs: list[str] = []
     if event is not None:
-        failed_subtasks, outputs = _results(event.subtasks())  # validates each subtask: may raise ValidationError
+        failed_subtasks, outputs = _results(_event_subtasks(event))  # reads each subtask: may raise ValueError
         if event.Output is not None:  # EditMediaTask
             outputs.extend(_paths(event.Output))
     task_failed = event is not None and ((event.ErrCode or 0) != 0 or (event.Status or "").upper() == "FAIL")
@@ -217,29 +254,29 @@ def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
     )
 
 
-def _normalize_batch(note: Notification, raw_event: Any) -> NormalizedCallback:
-    event = BatchTaskEvent.model_validate(raw_event) if isinstance(raw_event, dict) else BatchTaskEvent()
-    failed_subtasks, outputs = _results(event.subtasks())
+def _normalize_batch(note: Any, raw_event: Any) -> NormalizedCallback:
+    event = read(BATCH_TASK_EVENT, raw_event if isinstance(raw_event, dict) else {})
+    failed_subtasks, outputs = _results(_batch_subtasks(event))
     inputs = [source_object(None, i) for i in event.InputInfos or [] if isinstance(i, dict)]
     ctx = read_session_context(note.SessionContext)
     sid = note.SessionId or (ctx.get("s") if ctx and is_session_id(ctx.get("s")) else None)
     return NormalizedCallback(
-        event_type="BatchTask", task_id=event.TaskId, status=event.status, failed=bool(failed_subtasks),
+        event_type="BatchTask", task_id=event.TaskId, status=_batch_status(event), failed=bool(failed_subtasks),
         error={"subtasks": failed_subtasks} if failed_subtasks else None, session_id=sid or None,
         source_object=source_object(note.SessionContext, (event.InputInfos or [None])[0]),
         outputs=list(dict.fromkeys(outputs)), inputs=[i for i in inputs if i is not None])
 
 
-def _results(subtasks: Iterator[tuple[str, SubtaskResult]]) -> tuple[list[dict[str, Any]], list[str]]:
+def _results(subtasks: Iterator[tuple[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """``(failed subtasks as {subtask, code, message}, output paths of the others)``."""
-    failed: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     outputs: list[str] = []
     for kind, sub in subtasks:
-        if sub.failed:
-            failed.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode, "message": sub.Message})
+        if failed(sub):
+            failures.append({"subtask": kind, "code": sub.ErrCodeExt or sub.ErrCode, "message": sub.Message})
         else:
             outputs.extend(_paths(sub.Output))
-    return failed, outputs
+    return failures, outputs
 
 
 def _task_id_fallback(doc: dict[str, Any]) -> str | None:
