@@ -7,7 +7,8 @@
     python3 tasks.py fuzz [N]                the property tests with N examples each (default 10,000; CI runs
                                              a reduced, derandomized count)
     python3 tasks.py package-scf [--layer]   build SCF zip packages (Python3.10, x86_64) into build/scf/
-    python3 tasks.py bench NAME [ARGS]       run a benchmark from bench/ (cold_start, batch_latency, archive,
+    python3 tasks.py bench [--python PY] NAME [ARGS]
+                                             run a benchmark from bench/ (cold_start, batch_latency, archive,
                                              archive_faults, burst, backfill, scf_cold_start, webhook_digest,
                                              deadline)
     python3 tasks.py stack [ARGS]            the local stack alone (moto and the MPS emulator on ports 5055 and
@@ -124,9 +125,9 @@ def main(argv: list[str]) -> int:
               file=sys.stdout if found else sys.stderr)
         return 0 if found else 1
     interpreter = None
-    if command == "test" and rest[:1] == ["--python"]:
+    if command in ("test", "bench") and rest[:1] == ["--python"]:
         if len(rest) < 2:
-            print("usage: python3 tasks.py test --python PY [PYTEST ARGS]")
+            print(f"usage: python3 tasks.py {command} --python PY [ARGS]")
             return 2
         spec, rest = rest[1], rest[2:]
         interpreter = find_python(spec) if spec[:1].isdigit() else spec  # "3.10" or a path

@@ -1,13 +1,15 @@
 """Cold start of each handler in a fresh process, against ``import boto3`` alone (same machine, same run).
 
-    python3 tasks.py bench cold_start [--runs 5]
+    python3 tasks.py bench cold_start [--runs 5] [--importtime N]
 
 Each case runs in a fresh interpreter with the core layer on ``sys.path`` the way Lambda mounts it
 (``/opt/python`` → ``layers/core`` here), with ``.pyc`` present (as a built layer ships them). Cases run
 interleaved after one warm-up each, so machine noise hits all alike. Measured inside the process: the import time
 (interpreter start-up excluded), the first invocation's time (submit: an SQS batch of one record against the MPS
 emulator; archive: a signed function-URL callback written to moto S3, both over real HTTP), and peak RSS (VmHWM).
-Medians over ``--runs``. Target: submit import ≤ 1.3 × boto3. Results also go to ``bench/results/cold_start.json``.
+Medians over ``--runs``. Target: submit import ≤ 1.0 × boto3 (issue 14; the configuration's pydantic models are
+built by the first invocation, not at import). ``--importtime N`` prints, per first invocation, the N slowest
+imports and whether the import or the first call made them (``python -X importtime``). Results also go to ``bench/results/cold_start.json``.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ sys.path[:0] = {paths!r}
 t = time.perf_counter()
 {stmt}
 imported = time.perf_counter() - t
+print("--- first invocation ---", file=sys.stderr, flush=True)
 first = 0.0
 if {event_file!r}:
     event = json.load(open({event_file!r}))
@@ -64,9 +67,29 @@ def once(stmt: str, paths: list[str], event_file: str, env: dict[str, str]) -> t
     return float(imported) * 1000, float(first) * 1000, float(rss)
 
 
+def import_profile(stmt: str, paths: list[str], event_file: str, env: dict[str, str], top: int) -> list[str]:
+    """The ``top`` modules by cumulative import time (``python -X importtime``) that ``stmt`` and then the first
+    invocation import, as printable lines (a module is counted where it is first imported)."""
+    code = PROBE.format(paths=paths, stmt=stmt, event_file=event_file)
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, env=env,
+                         cwd="/")
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    phase, rows = "import", []
+    for line in out.stderr.splitlines():
+        if line.startswith("--- first invocation"):
+            phase = "first call"
+        elif line.startswith("import time:") and "cumulative" not in line:
+            _, cumulative, name = line[len("import time:"):].split("|")
+            rows.append((int(cumulative), phase, name.rstrip()))
+    return [f"  {c / 1000:8.1f} ms  {phase:<10}  {name}" for c, phase, name in sorted(rows, reverse=True)[:top]]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--importtime", type=int, default=0, metavar="N",
+                    help="also print, for each first invocation, the N slowest imports (python -X importtime)")
     args = ap.parse_args()
     from mps_triggers.callbacks import expected_sign
     from mpslocal.samples import schedule_cos
@@ -110,6 +133,11 @@ def main() -> int:
         for _ in range(args.runs):
             for name in table:
                 samples[name].append(run(name))
+        for name, (stmt, paths, event_file) in table.items():
+            if args.importtime and event_file:
+                run(name)  # a fresh event file
+                print(f"{name}: the {args.importtime} slowest imports (cumulative, where first imported)")
+                print("\n".join(import_profile(stmt, paths, event_file, env, args.importtime)))
     print(f"cold start, fresh process, median of {args.runs} (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     print(f"  {'case':<40}{'import ms':>11}{'1st call ms':>13}{'total ms':>10}{'peak RSS MiB':>14}")
     for name, rows in samples.items():
@@ -120,11 +148,11 @@ def main() -> int:
     base = results["boto3"]["import_ms"]
     ratio = results["submit app"]["import_ms"] / base
     results["ratio_submit_import"] = round(ratio, 2)
-    print(f"  submit import / boto3 import: {ratio:.2f}x (target <= 1.3x); "
+    print(f"  submit import / boto3 import: {ratio:.2f}x (target <= 1.0x); "
           f"submit import + first call / boto3 import: {results['submit: import + first SQS invocation']['total_ms'] / base:.2f}x; "
           f"archive: {results['archive: import + first URL callback']['total_ms'] / base:.2f}x")
     save("cold_start", results)
-    return 0 if ratio <= 1.3 else 1
+    return 0 if ratio <= 1.0 else 1
 
 
 if __name__ == "__main__":

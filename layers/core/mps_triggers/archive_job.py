@@ -31,11 +31,10 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .callbacks import HttpRequest, check_signature, parse_callback_event, token_matches, unwrap
 from .claims import ClaimBook
-from .config import ArchiveSettings, load_archive_settings
 from .exceptions import DeadlineError, EventError, MpsTriggersError
 from .invocation import Invocation, Report, Source, guard, log_failure, run_job
 from .lines import ArchiveLine, ArchiveObject, batch_objects, build_line, push_failed_object, single_object
@@ -47,6 +46,9 @@ from .safejson import JsonError, loads
 from .session import is_session_id
 from .storage import ObjectStore, StorageError, open_store
 from .webhook import Digest, DigestItem, WebhookClient, WebhookError
+
+if TYPE_CHECKING:  # the pydantic models are built when the configuration is first loaded, not at import
+    from .config import ArchiveSettings
 
 MIN_WRITE_SECONDS = 2.0
 """Least budget (seconds, after the safety margin) with which an archive write is started."""
@@ -343,6 +345,8 @@ def archive_store(settings: ArchiveSettings) -> ObjectStore:
 @functools.lru_cache(maxsize=1)
 def default_job() -> ArchiveJob:
     """The container's job, configured from the environment on first call (raises ConfigError if invalid)."""
+    from .config import load_archive_settings  # pydantic and the models: built here, once per container
+
     return ArchiveJob(load_archive_settings())
 
 

@@ -14,16 +14,18 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .config import Route, Settings
 from .constraints import check_batch_request, check_request
 from .exceptions import MpsRuleError
 from .logs import log
 from .outputs import FILE_NAME_ALLOWANCE, MAX_OUTPUT_KEY_BYTES, PathValues, render_task_paths
 from .session import session_context, session_id
 from .uploads import UploadedObject
+
+if TYPE_CHECKING:  # the pydantic models are built when the configuration is first loaded, not at import
+    from .config import Route, Settings
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,14 @@ print masked.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .config import Settings
 from .exceptions import SecretError
 from .mps import Credentials
 from .routing import S3Credentials
+
+if TYPE_CHECKING:  # the pydantic models are built when the configuration is first loaded, not at import
+    from .config import Settings
 
 
 def mps_credentials(settings: Settings) -> Credentials:

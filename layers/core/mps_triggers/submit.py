@@ -28,9 +28,8 @@ import functools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .config import Settings, load_settings
 from .claims import CLOCK_SKEW, UNBOUNDED_LEASE, Busy, ClaimBook, Taken
 from .exceptions import ClaimBusyError, ConfigError, DeadlineError, EventError, MpsTriggersError, SecretError
 from .invocation import Invocation, RecordRunner, Report, run_job
@@ -41,6 +40,9 @@ from .retries import RetryPolicy, call_within
 from .routing import Router, S3Credentials, Skip, Submission
 from .storage import ConditionalStore
 from .uploads import UploadedObject, UploadEvent, UploadRecord, parse_upload_event
+
+if TYPE_CHECKING:  # the pydantic models are built when the configuration is first loaded, not at import
+    from .config import Settings
 
 Outcome = Literal["submitted", "duplicate", "skipped", "failed"]
 
@@ -510,6 +512,8 @@ def _batch_generation(parsed: UploadEvent) -> tuple[int, EventError | None]:
 @functools.lru_cache(maxsize=1)
 def default_job() -> SubmitJob:
     """The container's job, configured from the environment on first call (raises ConfigError if invalid)."""
+    from .config import load_settings  # pydantic and the models: built here, once per container
+
     return SubmitJob(load_settings())
 
 
