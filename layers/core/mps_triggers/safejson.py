@@ -67,10 +67,12 @@ def loads(text: str | bytes, max_depth: int | None = None) -> Any:
     The C parser's own recursion limit (a flood of ``[``) becomes "nested deeper than 64 levels". With
     ``max_depth``, the parsed value is also measured (iteratively) and refused beyond it.
     """
-    if orjson is not None and _LONG_RUN not in (text.encode("utf-8", "surrogatepass") if isinstance(text, str)
-                                                 else bytes(text)).translate(_DIGITS):
+    # orjson gets UTF-8 bytes, never the str: reading a str, it would keep a UTF-8 copy inside that str for as long
+    # as the str lives (an SQS batch's bodies: the whole batch again).
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if orjson is not None and _LONG_RUN not in data.translate(_DIGITS):
         try:
-            value = orjson.loads(text)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # the stdlib decides: it reads what orjson refuses (NaN, lone surrogates) or says why not
         else:
