@@ -137,3 +137,26 @@ def test_reading_a_text_leaves_it_its_size():
     size = sys.getsizeof(text)
     assert loads(text)["n"] == 1
     assert sys.getsizeof(text) == size
+
+
+def test_names_a_sender_makes_up_are_not_kept_by_a_warm_container():
+    """Member names, key names and EventTypes are remembered to decide them once; made-up long ones (each callback a
+    new 100 KB name) must not accumulate in a container that lives for hours."""
+    import gc
+    import tracemalloc
+
+    from mps_triggers.lines import build_line
+
+    def line(i: int) -> None:
+        name = f"{i:06d}" + "n" * 100_000
+        build_line({"EventType": name, name: {name: 1}, "X" + name: "v"}, "sqs", f"m-{i}", 1795343359.0)
+
+    line(0)  # warm: the caches' own structures exist
+    gc.collect()
+    tracemalloc.start()
+    for i in range(1, 101):
+        line(i)
+    gc.collect()
+    kept, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert kept < 2_000_000, f"{kept} bytes kept after 100 callbacks with made-up names (10 MB of names)"

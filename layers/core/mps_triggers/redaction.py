@@ -51,11 +51,23 @@ _registered_re: re.Pattern[str] | None = None
 _lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=4096)  # key names repeat across every notification: decide each once
+CACHED_NAME_CHARS = 128
+"""Names up to this long are remembered by the caches of this module and :mod:`mps_triggers.lines` (the same
+names come in every notification); a longer one, which only a sender making them up would use, is decided each
+time, so that no sender can fill a container's memory with its names."""
+
+
 def is_secret_key(name: str) -> bool:
     """True for a JSON key or log field name whose value is a secret (see the module docstring)."""
+    return _is_secret_key(name) if len(name) <= CACHED_NAME_CHARS else _decide_secret_key(name)
+
+
+def _decide_secret_key(name: str) -> bool:
     low = name.lower()
     return low in _SECRET_KEYS or any(part in low for part in _SECRET_PARTS)
+
+
+_is_secret_key = functools.lru_cache(maxsize=4096)(_decide_secret_key)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -242,7 +254,8 @@ def redact_json(value: Any) -> RedactedJson:
                 if masked is value:
                     masked = dict(value)
                 masked[key] = new
-            members.append((key, _member_name(key) + text))
+            name = _member_name(key) if len(key) <= CACHED_NAME_CHARS else dumps(key) + ":"
+            members.append((key, name + text))
         text = "{" + ",".join(t for _, t in members) + "}"
     scrubbed = scrub(text)
     if scrubbed is text or scrubbed == text:
