@@ -57,7 +57,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from .notifications import NormalizedCallback, normalize
-from .redaction import CACHED_NAME_CHARS, redact, redact_json, scrub
+from .redaction import name_cache, redact, redact_json, scrub
 from .safejson import dumps, to_int
 
 PUSH_FAILED = "push_failed"
@@ -90,12 +90,9 @@ def utc_iso(ts: float) -> str:
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
+@name_cache(1024)  # a handful of EventTypes, seen again and again
 def partition_name(event_type: str) -> str:
     """The ``event_type=`` partition of a callback's EventType (see the module docstring)."""
-    return _partition(event_type) if len(event_type) <= CACHED_NAME_CHARS else _partition_of(event_type)
-
-
-def _partition_of(event_type: str) -> str:
     safe = _TYPE_SAFE.sub("_", event_type) or "unknown"
     if len(safe) > MAX_PARTITION_CHARS:
         digest = hashlib.sha256(event_type.encode("utf-8", "surrogatepass")).hexdigest()[:12]
@@ -103,7 +100,6 @@ def _partition_of(event_type: str) -> str:
     return f"x-{safe}" if safe in RESERVED_PARTITIONS else safe
 
 
-_partition = functools.lru_cache(maxsize=1024)(_partition_of)  # a handful of EventTypes, seen again and again
 
 
 @dataclass

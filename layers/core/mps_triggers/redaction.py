@@ -29,7 +29,7 @@ import functools
 import json
 import re
 import threading
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .safejson import MAX_DEPTH, JsonError, dumps, loads
 
@@ -56,18 +56,28 @@ CACHED_NAME_CHARS = 128
 names come in every notification); a longer one, which only a sender making them up would use, is decided each
 time, so that no sender can fill a container's memory with its names."""
 
+_T = TypeVar("_T")
 
+
+def name_cache(maxsize: int) -> Callable[[Callable[[str], _T]], Callable[[str], _T]]:
+    """Decorator: remember a function of one name (a JSON key, an EventType) for names of up to
+    :data:`CACHED_NAME_CHARS` characters, in an LRU cache of ``maxsize`` entries; a longer name is computed each
+    time. The cache then holds at most ``maxsize`` × 128 characters of names, whatever a sender makes up."""
+    def wrap(func: Callable[[str], _T]) -> Callable[[str], _T]:
+        cached = functools.lru_cache(maxsize=maxsize)(func)
+
+        @functools.wraps(func)
+        def call(name: str) -> _T:
+            return cached(name) if len(name) <= CACHED_NAME_CHARS else func(name)
+        return call
+    return wrap
+
+
+@name_cache(4096)
 def is_secret_key(name: str) -> bool:
     """True for a JSON key or log field name whose value is a secret (see the module docstring)."""
-    return _is_secret_key(name) if len(name) <= CACHED_NAME_CHARS else _decide_secret_key(name)
-
-
-def _decide_secret_key(name: str) -> bool:
     low = name.lower()
     return low in _SECRET_KEYS or any(part in low for part in _SECRET_PARTS)
-
-
-_is_secret_key = functools.lru_cache(maxsize=4096)(_decide_secret_key)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -193,7 +203,7 @@ def _check_nesting(text: str, levels: int) -> None:
         raise JsonError(f"nested deeper than {MAX_DEPTH} levels")
 
 
-@functools.lru_cache(maxsize=4096)  # the same member names in every notification
+@name_cache(4096)  # the same member names in every notification
 def _member_name(key: str) -> str:
     """``"key":`` as :func:`~mps_triggers.safejson.dumps` writes it."""
     return dumps(key) + ":"
@@ -254,8 +264,7 @@ def redact_json(value: Any) -> RedactedJson:
                 if masked is value:
                     masked = dict(value)
                 masked[key] = new
-            name = _member_name(key) if len(key) <= CACHED_NAME_CHARS else dumps(key) + ":"
-            members.append((key, name + text))
+            members.append((key, _member_name(key) + text))
         text = "{" + ",".join(t for _, t in members) + "}"
     scrubbed = scrub(text)
     if scrubbed is text or scrubbed == text:

@@ -69,8 +69,9 @@ def loads(text: str | bytes, max_depth: int | None = None) -> Any:
     """
     # orjson gets UTF-8 bytes, never the str: reading a str, it would keep a UTF-8 copy inside that str for as long
     # as the str lives (an SQS batch's bodies: the whole batch again).
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-    if orjson is not None and _LONG_RUN not in data.translate(_DIGITS):
+    data = None if orjson is None else text.encode("utf-8", "surrogatepass") if isinstance(text, str) else \
+        bytes(text)
+    if data is not None and _LONG_RUN not in data.translate(_DIGITS):
         try:
             value = orjson.loads(data)
         except orjson.JSONDecodeError:
