@@ -84,6 +84,8 @@ PLAN: dict[str, tuple[list[str], list[Figure]]] = {
                                                                                          d["uploads_cos"]), 3),
                "≤ 1.2", lambda v: v <= 1.2),
         Figure("drain time / ideal", lambda d: round(d["seconds"] / d["ideal_seconds"], 2)),
+        Figure("seconds at the limit, of seconds with acceptances",
+               lambda d: f'{d["seconds_at_limit"]} of {sum(1 for s in d["per_second"] if s[0])}'),
     ]),
     "backfill": (["--objects", "2000", "--listing", "10000"], [
         Figure("objects missing / submitted twice (with a resume)", lambda d: d["run"]["missing"] +

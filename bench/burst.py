@@ -9,7 +9,11 @@ containers. The emulator allows 100 requests/s and injects throttling, HTTP 5xx 
 too late) at the given rates. Reported, by the emulator's SessionId records: objects submitted exactly once, twice
 or more (goal 0), lost = neither submitted nor in a DLQ with a reason (goal 0), accepted requests/s as a fraction
 of the limit (sustained: central 90 % of acceptances; goal ≥ 0.9), time against the ideal, retries, DLQ count.
-Results also go to ``bench/results/burst.json``. Exit status 1 on any loss or duplicate.
+Whether MPS's limit or what comes before it bounded the drain: the seconds in which at least 95 requests were
+accepted, and the median share of the drain each container spent running invocations (a container that is seldom
+busy waits for its queue or its uploads, not for MPS). COS events go to whichever SCF container is idle, as SCF
+routes them. Results also go to ``bench/results/burst.json``, with the per-second series of accepted, limit-refused
+and injected requests. Exit status 1 on any loss or duplicate.
 """
 from __future__ import annotations
 
@@ -50,6 +54,9 @@ def main() -> int:
         ("accepted/s first to last (fraction of 100/s)", f"{r.accepted_per_s} ({r.limit_fraction})"),
         ("accepted/s sustained, central 90% (goal >= 0.9)", f"{r.sustained_per_s} ({r.sustained_fraction})"),
         ("time to drain vs ideal", f"{r.seconds} s vs {r.ideal_seconds} s (S3 uploads took {r.upload_seconds} s before)"),
+        ("seconds at the limit (>= 95 accepted) / with acceptances",
+         f"{r.seconds_at_limit} / {sum(1 for s in r.per_second if s[0])}"),
+        ("containers busy, median share of the drain (S3 queue / COS trigger)", f"{r.busy_s3} / {r.busy_cos}"),
         ("MPS requests / rejected by the 100/s limit", f"{r.mps_requests} / {r.rejected_by_limit}"),
         ("retries: in-invocation / SQS redeliveries / SCF re-invocations",
          f"{r.client_retries} / {r.sqs_redeliveries} / {r.scf_retries}"),

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -61,15 +62,18 @@ class FunctionContainer:
         self._results = os.fdopen(read_fd, "r", encoding="utf-8")
         self._lock = threading.Lock()
         self.invocations = 0
+        self.busy_seconds = 0.0  # time spent running invocations (the handler's own, not waiting for the container)
 
     def invoke(self, event: Any, context: Any = None) -> Any:
         """Run the handler on ``event``; returns its result, raises :class:`InvocationError` if it raised."""
         with self._lock:
+            started = time.monotonic()
             self.invocations += 1
             assert self._proc.stdin is not None
             self._proc.stdin.write(json.dumps({"event": event, "timeout": self.timeout}) + "\n")
             self._proc.stdin.flush()
             line = self._results.readline()
+            self.busy_seconds += time.monotonic() - started
         if not line:
             raise InvocationError("Runtime.ExitError", f"container {self.name} exited ({self._proc.poll()})")
         reply = json.loads(line)
