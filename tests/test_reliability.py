@@ -17,7 +17,8 @@ def test_burst_under_faults_loses_nothing_and_submits_nothing_twice(tmp_path):
     assert r.submitted_once + r.in_dlq == 600
     assert r.duplicated_uploads > 0 and sum(r.injected.values()) > 0  # the faults really happened
     # the per-second series counts every accepted request, and the containers' busy shares were measured
-    assert sum(s[0] for s in r.per_second) >= r.submitted_once and sum(s[1] for s in r.per_second) == r.rejected_by_limit
+    assert sum(s[0] for s in r.per_second) >= r.submitted_once
+    assert sum(s[1] for s in r.per_second) == r.rejected_by_limit
     assert 0 < r.busy_s3 <= 1 and 0 < r.busy_cos <= 1
 
 

@@ -100,8 +100,6 @@ def partition_name(event_type: str) -> str:
     return f"x-{safe}" if safe in RESERVED_PARTITIONS else safe
 
 
-
-
 @dataclass
 class ArchiveLine:
     """One archived notification: ``id``, ``event_type``, ``partition``, the serialized line (bytes, ``\\n``
