@@ -55,7 +55,7 @@ def main() -> int:
         ("accepted/s sustained, central 90% (goal >= 0.9)", f"{r.sustained_per_s} ({r.sustained_fraction})"),
         ("time to drain vs ideal", f"{r.seconds} s vs {r.ideal_seconds} s (S3 uploads took {r.upload_seconds} s before)"),
         ("seconds at the limit (>= 95 accepted) / with acceptances",
-         f"{r.seconds_at_limit} / {sum(1 for s in r.per_second if s[0])}"),
+         f"{r.seconds_at_limit} / {r.seconds_with_acceptances}"),
         ("containers busy, median share of the drain (S3 queue / COS trigger)", f"{r.busy_s3} / {r.busy_cos}"),
         ("MPS requests / rejected by the 100/s limit", f"{r.mps_requests} / {r.rejected_by_limit}"),
         ("retries: in-invocation / SQS redeliveries / SCF re-invocations",

@@ -19,6 +19,7 @@ import json
 import os
 import queue
 import re
+import statistics
 import threading
 import time
 import uuid
@@ -93,6 +94,7 @@ class BurstResult:
     lost_examples: list[str] = field(default_factory=list)
     per_second: list[list[int]] = field(default_factory=list)  # [accepted, refused by the limit, injected] each s
     seconds_at_limit: int = 0
+    seconds_with_acceptances: int = 0
     busy_s3: float = 0.0
     busy_cos: float = 0.0
 
@@ -223,10 +225,11 @@ def run_burst(s3_uploads: int = 10000, cos_uploads: int = 2000, concurrency: int
             result.sustained_fraction = round(result.sustained_per_s / rate_limit, 3)
         reqs = stack.mps.requests
         result.per_second, result.seconds_at_limit = _per_second(reqs, accepted, rate_limit)
-        busy = sorted(c.busy_seconds / result.seconds for c in containers[:concurrency]) if result.seconds else []
-        busy_cos = sorted(c.busy_seconds / result.seconds for c in scf) if result.seconds else []
-        result.busy_s3 = round(busy[len(busy) // 2], 2) if busy else 0.0
-        result.busy_cos = round(busy_cos[len(busy_cos) // 2], 2) if busy_cos else 0.0
+        result.seconds_with_acceptances = sum(1 for s in result.per_second if s[0])
+        if result.seconds:
+            result.busy_s3 = round(statistics.median(c.busy_seconds for c in containers[:concurrency]) /
+                                   result.seconds, 2)
+            result.busy_cos = round(statistics.median(c.busy_seconds for c in scf) / result.seconds, 2)
         result.mps_requests = len(reqs)
         result.rejected_by_limit = sum(r.verdict == "RequestLimitExceeded" for r in reqs)
         for r in reqs:
