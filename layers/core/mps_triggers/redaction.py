@@ -212,7 +212,8 @@ def _member_name(key: str) -> str:
 class RedactedJson:
     """A document with every secret masked (:func:`redact_json`): ``value`` (shares what was not masked with the
     original, which is never modified) and ``text``, its canonical JSON (sorted keys, compact, line-safe:
-    :func:`mps_triggers.safejson.dumps`), both always in agreement."""
+    :func:`mps_triggers.safejson.dumps`, then scrubbed: a masked member name keeps its place), both always in
+    agreement."""
 
     __slots__ = ("value", "text", "_members")
 
@@ -220,12 +221,15 @@ class RedactedJson:
         self.value, self.text, self._members = value, text, members
 
     def text_without(self, keys: tuple[str, ...]) -> str:
-        """The canonical text of the document without its top-level ``keys``: ``text`` when it has none of them,
-        else the members' texts joined again (nothing is serialized twice)."""
-        if not isinstance(self.value, dict) or not any(k in self.value for k in keys):
+        """The canonical text (sorted keys) of the document without its top-level ``keys``: ``text`` when it has
+        none of them, else the members' texts joined again (nothing is serialized twice). When the scrub changed the
+        text (a registered secret inside a member name: its mask sorts elsewhere) it is written again, sorted."""
+        if not isinstance(self.value, dict):
             return self.text
-        if self._members is None:
+        if self._members is None:  # the scrub changed the text: a masked member name may now sort elsewhere
             return dumps({k: v for k, v in self.value.items() if k not in keys}, sort_keys=True)
+        if not any(k in self.value for k in keys):
+            return self.text
         return "{" + ",".join(text for k, text in self._members if k not in keys) + "}"
 
 
