@@ -69,9 +69,10 @@ def test_a_permanently_failing_object_lands_in_the_dlq_and_nothing_else_does(sta
 
 
 def test_throttled_burst_through_sqs_loses_nothing(stack, mps, handler_env):
-    """60 uploads against a 20 requests/s limit: throttled records retry inside the invocation or are redelivered."""
+    """60 uploads against a 4 requests/s limit, under a new container's first allowance of 5: throttled records retry
+    inside the invocation or are redelivered, and the container's pacing settles under the limit."""
     app = handler_env(MPS_MAX_CONCURRENCY="10")
-    mps.rate_limit = 20
+    mps.rate_limit = 4
     s3, sqs, bucket, q, dlq = s3_queue(stack, max_receive=5)
     for i in range(60):
         s3.put_object(Bucket=bucket, Key=f"burst/{i:03d}.mp4", Body=f"clip {i}".encode())

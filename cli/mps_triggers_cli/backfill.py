@@ -11,7 +11,10 @@ and its source (so ``--resume`` finds them):
 2. **submit**: the spool is submitted through :meth:`mps_triggers.submit.SubmitJob.submit` (the function's own
    code: SessionId, BatchProcessMedia claims, retry rules) by ``--concurrency`` workers, every MPS request (retries
    included) taking a slot of one token bucket of ``--rate`` requests/s
-   (:class:`~mps_triggers.retries.RateLimiter`, depth one: no one-second window above the rate). Every second, in
+   (:class:`~mps_triggers.retries.RateLimiter`, depth one: no one-second window above the rate). ProcessMedia
+   requests also take a slot of the functions' :class:`~mps_triggers.retries.AdaptiveWindow`, here starting at
+   ``--rate`` and never above it (:func:`mps_triggers.mps.rate_windows`): when the functions fill MPS's window the
+   backfill yields (× 0.7) and comes back within about a second. Every second, in
    this order: the new ledger lines are written (one object), the report lines appended, and the checkpoint
    replaced (write + rename): the index below which every object is done, and the few done above it. After
    ``kill -9`` a resume submits again at most what finished in the last second, and MPS answers those as

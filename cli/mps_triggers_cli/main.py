@@ -83,7 +83,8 @@ def _positive(text: str) -> int:
 
 def _submission_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=_rate, default=50.0, metavar="N",
-                   help="ProcessMedia requests per second, retries included (default 50, at most 100)")
+                   help="ProcessMedia requests per second, retries included (default 50, at most 100); "
+                        "less while MPS's window is full")
     p.add_argument("--concurrency", type=_positive, default=32, metavar="N",
                    help="requests in flight at once (default 32)")
     p.add_argument("--dry-run", action="store_true", help="submit nothing; print the plan")
@@ -185,10 +186,11 @@ def _quiet_logs(verbose: bool) -> None:
 
 
 def submit_job(kind: str, rate: float, concurrency: int) -> Any:
-    """The submit function's job, configured from the environment, with an MPS client paced at ``rate``.
+    """The submit function's job, configured from the environment, with an MPS client paced at ``rate``, less when
+    MPS's window is full (:func:`mps_triggers.mps.rate_windows`).
     Raises :class:`~mps_triggers.exceptions.ConfigError`."""
     from mps_triggers.config import load_settings
-    from mps_triggers.mps import MpsClient
+    from mps_triggers.mps import MpsClient, rate_windows
     from mps_triggers.retries import RateLimiter, RetryPolicy
     from mps_triggers.secrets import mps_credentials
     from mps_triggers.submit import SubmitJob
@@ -196,7 +198,7 @@ def submit_job(kind: str, rate: float, concurrency: int) -> Any:
     s = load_settings()
     client = MpsClient(s.mps_endpoint, functools.partial(mps_credentials, s), region=s.mps_region,
                        timeout=s.mps_timeout, retry=RetryPolicy(max_attempts=s.mps_max_attempts),
-                       max_connections=max(10, concurrency), pace=RateLimiter(rate))
+                       max_connections=max(10, concurrency), pace=RateLimiter(rate), windows=rate_windows(rate))
     return SubmitJob(s, client=client, origin=kind)
 
 

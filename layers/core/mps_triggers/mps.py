@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 from .exceptions import MpsTriggersError
 from .redaction import scrub
-from .retries import RateLimiter, Retry, RetryPolicy, retry
+from .retries import AdaptiveWindow, RateLimiter, Retry, RetryPolicy, retry
 from .safejson import JsonError, loads
 
 SERVICE = "mps"
@@ -50,9 +50,27 @@ CONTENT_TYPE = "application/json"
 BATCH_PROCESS_MEDIA = "BatchProcessMedia"
 BATCH_REQUESTS_PER_SECOND = 20.0
 """BatchProcessMedia's documented limit (API 2019-06-12: "a maximum of 20 requests can be initiated per second")."""
+PROCESS_MEDIA_REQUESTS_PER_SECOND = 100.0
+"""ProcessMedia's documented limit (API 2019-06-12: "a maximum of 100 requests can be initiated per second")."""
 BATCH_PACE = 0.9 * BATCH_REQUESTS_PER_SECOND
 """Requests/s one client sends BatchProcessMedia at: under the limit by enough that network jitter (21 requests
 then span 1.11 s) does not put a 21st into MPS's one-second window."""
+
+
+def function_windows(action: str) -> AdaptiveWindow | None:
+    """A function container's pacing (:class:`MpsClient` ``windows``): ProcessMedia's sends in an
+    :class:`~mps_triggers.retries.AdaptiveWindow` from 5 a second up to :data:`PROCESS_MEDIA_REQUESTS_PER_SECOND`,
+    growing about one a second per container while it binds; other actions unpaced."""
+    return AdaptiveWindow(PROCESS_MEDIA_REQUESTS_PER_SECOND) if action == "ProcessMedia" else None
+
+
+def rate_windows(rate: float) -> Callable[[str], AdaptiveWindow | None]:
+    """The pacing of one process sending at a chosen ``rate`` (requests/s; ``mps-triggers backfill --rate``):
+    ProcessMedia's window starts at ``rate`` and never exceeds it, yields to the functions when MPS's window is full
+    (× 0.7) and comes back within about a second (``increase`` of ``rate / 2`` per second)."""
+    def windows(action: str) -> AdaptiveWindow | None:
+        return AdaptiveWindow(rate, start=rate, increase=rate / 2) if action == "ProcessMedia" else None
+    return windows
 
 
 # --- errors ------------------------------------------------------------------------------------------------------
@@ -237,7 +255,10 @@ class MpsClient:
     under ``retry`` (:class:`~mps_triggers.retries.RetryPolicy`): throttling until the deadline, other transient
     errors up to ``max_attempts``, ``AuthFailure.SignatureExpire`` once (the SDK's remedy: sign again). ``pace``
     (a :class:`~mps_triggers.retries.RateLimiter`, e.g. ``mps-triggers backfill --rate``) spaces every attempt of
-    every action, retries included, so the client never sends more than its rate.
+    every action, retries included, so the client never sends more than its rate. ``windows(action)`` gives the
+    :class:`~mps_triggers.retries.AdaptiveWindow` an action's sends take slots of, or None (default
+    :func:`function_windows`: ProcessMedia's, from 5 sends a second up to its limit), so a fleet of containers
+    settles under MPS's limit instead of retrying into a full window.
 
     Example::
 
@@ -247,7 +268,8 @@ class MpsClient:
 
     def __init__(self, endpoint: str, credentials: Credentials | Callable[[], Credentials], region: str | None = None,
                  timeout: float = 10.0, retry: RetryPolicy | None = None, max_connections: int = 20,
-                 pace: RateLimiter | None = None) -> None:
+                 pace: RateLimiter | None = None,
+                 windows: Callable[[str], AdaptiveWindow | None] | None = None) -> None:
         import httpx  # imported with the first client, not at cold start
 
         from .transport import BudgetedClient
@@ -265,6 +287,8 @@ class MpsClient:
         self._http = BudgetedClient(self.url, max_connections=max_connections)
         self._pacers: dict[str, RateLimiter] = {}
         self.pace = pace
+        self._make_window = windows or function_windows
+        self._windows: dict[str, AdaptiveWindow | None] = {}
 
     def credentials(self) -> Credentials:
         """The credentials, resolving a provider once (thread-safe: the batch's worker threads share the client)."""
@@ -302,21 +326,63 @@ class MpsClient:
         """Send one API action with retries on transient errors. ``require`` names a field the ``Response`` must
         carry as a non-empty string (else the answer counts as a transient ``InvalidResponse``). A call that is not
         ``idempotent`` is never retried after an error with ``maybe_processed``, is paced by the action's own
-        limiter and uses :data:`BATCH_RETRY`."""
+        limiter and uses :data:`BATCH_RETRY`.
+
+        An idempotent call whose action has a window (:meth:`window`) waits for a slot of it before each attempt.
+        A throttled attempt is sent again at once, without a slot (one random refusal costs no pace); when that
+        resend is throttled too, MPS's window is full and the window is cut (``congested``). Every admitted answer
+        (a result or a duplicate SessionId) lets a window that held sends back grow. When no slot comes before
+        ``deadline``, the call raises the last answer it had, else ``MpsTimeoutError("DeadlineReached")``."""
         payload = json.dumps(params, separators=(",", ":")).encode("ascii")
-        policy, classify, pace = self.retry, _classify, None
+        policy, classify, pace, window = self.retry, _classify, None, self.window(action)
         if not idempotent:
-            policy, classify, pace = BATCH_RETRY, _classify_once, self._pacer(action)
+            policy, classify, pace, window = BATCH_RETRY, _classify_once, self._pacer(action), None
+        resend = False  # the next attempt is the immediate resend of a throttled one: it takes no window slot
+        last: MpsError | None = None
 
         def attempt() -> dict[str, Any]:
-            for limiter in (pace, self.pace):
+            nonlocal resend, last
+            probe, resend = resend, False
+            for limiter in (pace, self.pace, None if probe else window):
                 if limiter is not None and not limiter.acquire(deadline):
-                    raise MpsTimeoutError("DeadlineReached",
-                                          f"not sent: no {action} slot before the invocation's deadline")
-            return self._send(action, payload, deadline, require)
+                    raise _NoSlot
+            try:
+                response = self._send(action, payload, deadline, require)
+            except MpsThrottlingError as exc:
+                last = exc
+                if window is not None:
+                    if probe:
+                        window.congested()  # refused twice in a row: MPS's window is full
+                    else:
+                        resend = True
+                raise
+            except MpsDuplicateSessionError:
+                if window is not None:
+                    window.accepted()
+                raise
+            except MpsError as exc:
+                last = exc
+                raise
+            if window is not None:
+                window.accepted()
+            return response
 
-        done = retry(attempt, classify, policy, deadline, label=lambda exc: getattr(exc, "code", type(exc).__name__))
+        try:
+            done = retry(attempt, classify, policy, deadline, paced=window is not None,
+                         label=lambda exc: getattr(exc, "code", type(exc).__name__))
+        except _NoSlot:  # no slot before the deadline: the last answer says why, if there was one
+            if last is not None:
+                raise last from None
+            raise MpsTimeoutError("DeadlineReached",
+                                  f"not sent: no {action} slot before the invocation's deadline") from None
         return CallResult(done.value, done.count, done.retried)
+
+    def window(self, action: str) -> AdaptiveWindow | None:
+        """The container's :class:`~mps_triggers.retries.AdaptiveWindow` for ``action`` (None: not paced by one)."""
+        with self._credentials_lock:
+            if action not in self._windows:
+                self._windows[action] = self._make_window(action)
+            return self._windows[action]
 
     def _pacer(self, action: str) -> RateLimiter:
         with self._credentials_lock:
@@ -374,6 +440,10 @@ class MpsClient:
             raise MpsServerError("InvalidResponse", f"the answer has neither Error nor {require}", request_id, status,
                                  maybe_processed=True)
         return response
+
+
+class _NoSlot(Exception):
+    """No pacing slot before the call's deadline (never retried: :meth:`MpsClient.call` raises the last answer)."""
 
 
 def _classify(exc: Exception, retried: tuple[str, ...]) -> Retry:

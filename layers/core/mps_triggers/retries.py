@@ -65,10 +65,11 @@ class Attempts:
 
 def retry(attempt: Callable[[], T], classify: Callable[[Exception, tuple[str, ...]], Retry],
           policy: RetryPolicy, deadline: float | None = None,
-          label: Callable[[Exception], str] = lambda e: type(e).__name__) -> Attempts:
+          label: Callable[[Exception], str] = lambda e: type(e).__name__, paced: bool = False) -> Attempts:
     """Call ``attempt`` until it succeeds, ``classify(error, retried_so_far)`` says :attr:`Retry.FAIL`, the
     attempts run out, or the next try would pass ``deadline`` (``time.monotonic()``); then raise the last error.
-    Exceptions ``classify`` does not know should be answered with FAIL."""
+    Exceptions ``classify`` does not know should be answered with FAIL. ``paced``: ``attempt`` waits for a slot of
+    an :class:`AdaptiveWindow` itself, so a throttled attempt is tried again without a backoff of its own."""
     retried: list[str] = []
     count = throttled = 0
     while True:
@@ -82,7 +83,7 @@ def retry(attempt: Callable[[], T], classify: Callable[[Exception, tuple[str, ..
             throttled += verdict is Retry.THROTTLED
             if count - throttled >= policy.max_attempts or throttled >= policy.max_throttled_attempts:
                 raise
-            wait = policy.delay(count - 1)
+            wait = 0.0 if paced and verdict is Retry.THROTTLED else policy.delay(count - 1)
             if deadline is not None and time.monotonic() + wait + policy.min_attempt > deadline:
                 raise
             retried.append(label(exc))
@@ -134,6 +135,74 @@ class RateLimiter:
             if deadline is not None and now + wait > deadline:
                 return False
             time.sleep(wait)
+
+
+class AdaptiveWindow:
+    """How many requests of one action this container lets into MPS's one-second window: at most ``allowance`` of
+    its own sends in any sliding second, the allowance learned from MPS's answers (thread-safe; one per action per
+    container, no shared store).
+
+    MPS counts an action's requests per account in a sliding second (ProcessMedia API 2019-06-12: "a maximum of 100
+    requests can be initiated per second"; ``RequestLimitExceeded`` beyond). Each container applies the same rule to
+    its own sends, with an allowance set the way TCP sets its window, the second being the round trip:
+
+    - :meth:`congested` (a throttled request whose immediate resend was throttled too: the window is full, not a
+      random refusal) multiplies the allowance by ``beta`` (0.7), at most once a second, never below ``floor``;
+    - :meth:`accepted` adds ``increase / allowance`` while the allowance bound in the last second (about
+      ``increase`` per second per container), never above ``ceiling`` (the action's documented limit).
+
+    A fleet of N containers grows by about N × ``increase`` per second and cuts together when MPS's window is full,
+    so it converges under the account's limit without knowing N. The immediate resend that tells congestion from a
+    random refusal does not take a slot (the caller skips :meth:`acquire` for it).
+
+    ``start`` is the first allowance (5 for a function's container: five sends in its first second), ``increase``
+    in requests per second per second. Raises ``ValueError`` for non-positive settings.
+    """
+
+    def __init__(self, ceiling: float, start: float = 5.0, increase: float = 1.0, beta: float = 0.7,
+                 floor: float = 1.0) -> None:
+        if not (0 < floor <= ceiling and increase > 0 and 0 < beta < 1):
+            raise ValueError("need 0 < floor <= ceiling, increase > 0 and 0 < beta < 1")
+        self.ceiling, self.increase, self.beta, self.floor = float(ceiling), float(increase), beta, float(floor)
+        self.allowance = min(self.ceiling, max(self.floor, float(start)))
+        self.congestions = 0
+        self._sent: deque[float] = deque()
+        self._bound = self._cut = -1e9
+        self._lock = threading.Lock()
+
+    def acquire(self, deadline: float | None = None) -> bool:
+        """Wait until fewer than ``allowance`` (rounded down) of this container's sends are less than a second old,
+        then count one more; False (nothing counted) when that would come after ``deadline`` (``time.monotonic()``)."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._sent and now - self._sent[0] >= 1.0:
+                    self._sent.popleft()
+                if len(self._sent) < int(self.allowance):
+                    self._sent.append(now)
+                    return True
+                self._bound = now
+                wait = self._sent[0] + 1.0 - now
+            if deadline is not None and now + wait > deadline:
+                return False
+            time.sleep(wait)
+
+    def accepted(self) -> None:
+        """MPS admitted a request (a result, or a duplicate SessionId's error): grow while the allowance is what held
+        sends back."""
+        with self._lock:
+            if time.monotonic() - self._bound < 1.0:
+                self.allowance = min(self.ceiling, self.allowance + self.increase / self.allowance)
+
+    def congested(self) -> None:
+        """MPS's window was full: cut the allowance by ``beta``, once per second at most (one full window is one
+        event however many requests it refused)."""
+        with self._lock:
+            self.congestions += 1
+            now = time.monotonic()
+            if now - self._cut >= 1.0:
+                self._cut = now
+                self.allowance = max(self.floor, self.allowance * self.beta)
 
 
 def call_within(func: Callable[[], T], timeout: float, what: str = "call") -> T:
