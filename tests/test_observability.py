@@ -88,6 +88,7 @@ def test_a_submit_invocation_writes_one_emf_line_whose_counts_are_its_report(con
          "Skipped": summary["skipped"], "SubmitFailed": 0} == \
         {"Records": 4, "Submitted": 2, "Duplicate": 1, "Skipped": 1, "SubmitFailed": 0}
     assert function_line["RecordsFailed"] == function_line["Throttled"] == function_line["InvocationFailed"] == 0
+    assert function_line["Congested"] == 0 and function_line["MpsAllowance"] == 5.0  # a new container's allowance
     assert route_line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["function", "route"]]
     assert route_line["route"] == "default" and route_line["Submitted"] == 2 and route_line["Duplicate"] == 1
     # the log lines: Powertools' keys, the platform's context, the project's correlation keys
@@ -123,6 +124,10 @@ def test_throttled_answers_and_failed_records_are_counted(containers, stack, mps
     _, [line, _route], _ = read_log(log)
     check_emf(line)
     assert line["Throttled"] == 3 and line["Submitted"] == 1 and line["RecordsFailed"] == 1 and line["Records"] == 2
+    # throttled, resent at once and throttled again: MPS's window was full, so the container's allowance was cut
+    assert line["Congested"] == 1 and line["MpsAllowance"] == 3.5
+    units = {m["Name"]: m["Unit"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units["MpsAllowance"] == "Count/Second" and units["Congested"] == "Count"
 
 
 def test_an_invocation_that_raises_says_so_in_its_metrics(containers, stack, mps):

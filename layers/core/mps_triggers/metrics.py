@@ -20,8 +20,10 @@ Metrics (unit Count), by function:
   the exactly-once guard at work), ``Skipped`` (recursion guard, filters, size), ``SubmitFailed`` (objects whose
   submission failed; their records return to the platform), ``RecordsFailed`` (records reported failed:
   ``batchItemFailures`` or the invocation's error), ``Throttled`` (MPS answers ``RequestLimitExceeded*``,
-  ``LimitExceeded.CreateTask`` or HTTP 429, retried or not), ``DeadlineReached`` (records failed because the
-  invocation's deadline came first);
+  ``LimitExceeded.CreateTask`` or HTTP 429, retried or not), ``Congested`` (throttled resends: MPS's window was
+  full, and the container's allowance was cut), ``DeadlineReached`` (records failed because the invocation's
+  deadline came first), and ``MpsAllowance`` (unit Count/Second, once the container has an MPS client: how many
+  ProcessMedia requests it lets into any second, :class:`~mps_triggers.retries.AdaptiveWindow`);
 - archive: ``Records``, ``Archived`` (lines written), ``ArchiveObjects`` (objects written), ``Rejected`` (callbacks
   refused: a bad signature, token, size or body), ``RecordsFailed``, ``Pushed`` / ``PushFailed`` (chat digests),
   ``DeadlineReached``;
@@ -47,6 +49,8 @@ ROUTE_LINES = 20
 """Most per-route lines one invocation writes (routes beyond it count in the function's line only)."""
 MAX_METRICS = 100
 """Most metrics one EMF directive may declare (the EMF specification's limit)."""
+UNITS = {"MpsAllowance": "Count/Second"}
+"""Metrics whose CloudWatch unit is not Count (a gauge of requests per second)."""
 
 
 def enabled() -> bool:
@@ -56,7 +60,7 @@ def enabled() -> bool:
 
 def emf(counts: Mapping[str, int | float], dimensions: Mapping[str, str], timestamp: float | None = None
         ) -> dict[str, Any]:
-    """One EMF document: ``counts`` (metric name → value, unit Count) under one dimension set ``dimensions``
+    """One EMF document: ``counts`` (metric name → value, unit Count unless :data:`UNITS` says) under one dimension set ``dimensions``
     (name → value), stamped ``timestamp`` (UNIX seconds; now by default). Raises ValueError for more than
     :data:`MAX_METRICS` metrics, a metric named like a dimension, or a value that is not a finite number."""
     if len(counts) > MAX_METRICS:
@@ -70,7 +74,8 @@ def emf(counts: Mapping[str, int | float], dimensions: Mapping[str, str], timest
     when = time.time() if timestamp is None else timestamp
     return {"_aws": {"Timestamp": int(when * 1000),
                      "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [list(dimensions)],
-                                            "Metrics": [{"Name": n, "Unit": "Count"} for n in counts]}]},
+                                            "Metrics": [{"Name": n, "Unit": UNITS.get(n, "Count")}
+                                                        for n in counts]}]},
             **{k: str(v)[:1024] or "-" for k, v in dimensions.items()}, **counts}  # EMF: 1 to 1,024 characters
 
 

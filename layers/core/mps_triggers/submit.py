@@ -106,6 +106,8 @@ class SubmitReport(Report):
 
     event: UploadEvent | None = None
     results: list[ObjectResult] = field(default_factory=list)
+    congested: int = 0
+    allowance: float | None = None
 
     def respond(self) -> dict[str, Any] | None:
         """The platform's answer; for S3 Batch Operations, :meth:`batch_operations_response`."""
@@ -140,12 +142,17 @@ class SubmitReport(Report):
                 "treatMissingKeysAs": "PermanentFailure", "invocationId": self.event.batch["invocationId"],
                 "results": results}
 
-    def metrics(self) -> dict[str, int]:
+    def metrics(self) -> dict[str, int | float]:
         """The invocation's metric counts (:mod:`mps_triggers.metrics`): the records', then ``Submitted``,
-        ``Duplicate``, ``Skipped``, ``SubmitFailed`` (objects by outcome) and ``Throttled`` (rate-limit answers)."""
-        counts = super().metrics()
+        ``Duplicate``, ``Skipped``, ``SubmitFailed`` (objects by outcome), ``Throttled`` (rate-limit answers),
+        ``Congested`` (throttled resends: MPS's window was full) and, once the container has an MPS client,
+        ``MpsAllowance`` (its ProcessMedia allowance at the end, requests/s: :class:`~mps_triggers.retries.AdaptiveWindow`)."""
+        counts: dict[str, int | float] = dict(super().metrics())
         counts.update(_outcome_counts(self.results))
         counts["Throttled"] = sum(_throttled(r) for r in self.results)
+        counts["Congested"] = self.congested
+        if self.allowance is not None:
+            counts["MpsAllowance"] = round(self.allowance, 1)
         return counts
 
     def route_metrics(self) -> dict[str, dict[str, int]]:
@@ -280,6 +287,8 @@ class SubmitJob:
             for reason in rec.ignored:
                 log("info", "ignored", record=rec.record_id, reason=reason)
             work.extend((rec, obj) for obj in rec.objects)
+        window = self._client.window("ProcessMedia") if self._client is not None else None
+        congested = window.congestions if window is not None else 0
         budget = invocation.budget()
         reserve = 0.0 if not self.ledger_enabled else \
             LEDGER_SECONDS if budget is None else min(LEDGER_SECONDS, max(budget, 0.0) / 4)
@@ -291,6 +300,10 @@ class SubmitJob:
             report.results.append(result)
             if result.outcome == "failed" and result.error is not None:
                 report.fail(rec.record_id, result.error)
+        if window is None and self._client is not None:  # the client came with this invocation's first object
+            window, congested = self._client.window("ProcessMedia"), 0
+        if window is not None:  # shared by the container's concurrent invocations (S3 Batch Operations, SCF)
+            report.congested, report.allowance = max(0, window.congestions - congested), window.allowance
         if self.ledger_enabled:
             self._ledger(report, parsed, invocation)
         return report
