@@ -163,6 +163,13 @@ def test_backfill_pacing_starts_at_its_rate_and_yields_when_the_window_is_full(m
     assert window.allowance > 28 + 10 * 20 / 40 * 0.9  # back by about rate / 2 a second: 20 / allowance per answer
 
 
+def test_a_backfill_slower_than_one_request_a_second_is_paced_not_stuck():
+    window = rate_windows(0.5)("ProcessMedia")
+    assert window.acquire(deadline=time.monotonic() + 0.1)  # one send a second at most; --rate's bucket does the rest
+    window.congested()
+    assert window.allowance == 0.5 and window.acquire(deadline=time.monotonic() + 1.5)
+
+
 def test_threads_of_one_container_share_its_window():
     window = AdaptiveWindow(100, start=4)
     stamps: list[float] = []

@@ -60,9 +60,10 @@ def enabled() -> bool:
 
 def emf(counts: Mapping[str, int | float], dimensions: Mapping[str, str], timestamp: float | None = None
         ) -> dict[str, Any]:
-    """One EMF document: ``counts`` (metric name → value, unit Count unless :data:`UNITS` says) under one dimension set ``dimensions``
-    (name → value), stamped ``timestamp`` (UNIX seconds; now by default). Raises ValueError for more than
-    :data:`MAX_METRICS` metrics, a metric named like a dimension, or a value that is not a finite number."""
+    """One EMF document: ``counts`` (metric name → value, unit Count unless :data:`UNITS` says) under one
+    dimension set ``dimensions`` (name → value), stamped ``timestamp`` (UNIX seconds; now by default). Raises
+    ValueError for more than :data:`MAX_METRICS` metrics, a metric named like a dimension, or a value that is not a
+    finite number."""
     if len(counts) > MAX_METRICS:
         raise ValueError(f"{len(counts)} metrics: EMF allows {MAX_METRICS} per directive")
     for name, value in counts.items():

@@ -69,7 +69,9 @@ def rate_windows(rate: float) -> Callable[[str], AdaptiveWindow | None]:
     ProcessMedia's window starts at ``rate`` and never exceeds it, yields to the functions when MPS's window is full
     (× 0.7) and comes back within about a second (``increase`` of ``rate / 2`` per second)."""
     def windows(action: str) -> AdaptiveWindow | None:
-        return AdaptiveWindow(rate, start=rate, increase=rate / 2) if action == "ProcessMedia" else None
+        if action != "ProcessMedia":
+            return None
+        return AdaptiveWindow(rate, start=rate, increase=rate / 2, floor=min(1.0, rate))
     return windows
 
 

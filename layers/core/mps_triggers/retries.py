@@ -171,14 +171,15 @@ class AdaptiveWindow:
         self._lock = threading.Lock()
 
     def acquire(self, deadline: float | None = None) -> bool:
-        """Wait until fewer than ``allowance`` (rounded down) of this container's sends are less than a second old,
-        then count one more; False (nothing counted) when that would come after ``deadline`` (``time.monotonic()``)."""
+        """Wait until fewer than ``allowance`` (rounded down, at least 1) of this container's sends are less than a
+        second old, then count one more; False (nothing counted) when that would come after ``deadline``
+        (``time.monotonic()``)."""
         while True:
             with self._lock:
                 now = time.monotonic()
                 while self._sent and now - self._sent[0] >= 1.0:
                     self._sent.popleft()
-                if len(self._sent) < int(self.allowance):
+                if len(self._sent) < max(1, int(self.allowance)):
                     self._sent.append(now)
                     return True
                 self._bound = now

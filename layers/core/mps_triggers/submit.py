@@ -146,7 +146,8 @@ class SubmitReport(Report):
         """The invocation's metric counts (:mod:`mps_triggers.metrics`): the records', then ``Submitted``,
         ``Duplicate``, ``Skipped``, ``SubmitFailed`` (objects by outcome), ``Throttled`` (rate-limit answers),
         ``Congested`` (throttled resends: MPS's window was full) and, once the container has an MPS client,
-        ``MpsAllowance`` (its ProcessMedia allowance at the end, requests/s: :class:`~mps_triggers.retries.AdaptiveWindow`)."""
+        ``MpsAllowance`` (its ProcessMedia allowance at the end, requests/s:
+        :class:`~mps_triggers.retries.AdaptiveWindow`)."""
         counts: dict[str, int | float] = dict(super().metrics())
         counts.update(_outcome_counts(self.results))
         counts["Throttled"] = sum(_throttled(r) for r in self.results)
