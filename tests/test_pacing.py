@@ -30,8 +30,8 @@ def test_a_window_lets_at_most_its_allowance_of_sends_into_any_second():
         assert window.acquire()
         times.append(time.monotonic() - start)
     assert all(t < 0.2 for t in times[:5])
-    for i in range(5, 12):  # the sixth waits until the first is a second old, and so on
-        assert times[i] >= times[i - 5] + 0.99
+    for i in range(5, 12):  # the sixth waits until the first is a second old, and so on (stamped after acquire
+        assert times[i] >= times[i - 5] + 0.95  # returns: a late stamp may shorten a gap; a sixth send shows as ~0)
 
 
 def test_no_slot_before_the_deadline_is_refused_at_once_and_takes_nothing():
@@ -186,4 +186,5 @@ def test_threads_of_one_container_share_its_window():
     for t in threads:
         t.join()
     stamps.sort()
-    assert all(stamps[i + 4] - stamps[i] >= 0.99 for i in range(len(stamps) - 4))
+    # stamped after acquire returns (a thread may wait for the GIL first); a fifth send in one second shows as ~0
+    assert all(stamps[i + 4] - stamps[i] >= 0.95 for i in range(len(stamps) - 4))
