@@ -336,8 +336,9 @@ class MpsClient:
         (a result or a duplicate SessionId) lets a window that held sends back grow. When no slot comes before
         ``deadline``, the call raises the last answer it had, else ``MpsTimeoutError("DeadlineReached")``."""
         payload = json.dumps(params, separators=(",", ":")).encode("ascii")
-        policy, classify, pace, window = self.retry, _classify, None, self.window(action)
-        if not idempotent:
+        if idempotent:
+            policy, classify, pace, window = self.retry, _classify, None, self.window(action)
+        else:
             policy, classify, pace, window = BATCH_RETRY, _classify_once, self._pacer(action), None
         resend = False  # the next attempt is the immediate resend of a throttled one: it takes no window slot
         last: MpsError | None = None

@@ -226,7 +226,8 @@ class RedactedJson:
         text (a registered secret inside a member name: its mask sorts elsewhere) it is written again, sorted."""
         if not isinstance(self.value, dict):
             return self.text
-        if self._members is None:  # the scrub changed the text: a masked member name may now sort elsewhere
+        if self._members is None:  # no member texts: keys not all str, or the scrub changed the text (a masked
+            # member name may now sort elsewhere)
             return dumps({k: v for k, v in self.value.items() if k not in keys}, sort_keys=True)
         if not any(k in self.value for k in keys):
             return self.text
