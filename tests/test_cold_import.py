@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pydantic", "boto3", "botocore", "httpx", "qcloud_cos")
 
 
-@pytest.mark.parametrize("function", ["submit", "archive", "compact"])
+@pytest.mark.parametrize("function", ["submit", "archive", "compact", "vod"])
 def test_importing_a_function_loads_no_configuration_model_and_no_sdk(function):
     code = (f"import sys, json; sys.path[:0] = [{str(ROOT / 'functions' / function)!r}, "
             f"{str(ROOT / 'layers' / 'core')!r}]; import app; "

@@ -1,10 +1,12 @@
-"""TC3-HMAC-SHA256: our signer equals the official SDK's byte for byte (tencentcloud-sdk-python-mps, test-only).
+"""TC3-HMAC-SHA256: our signer equals the official SDKs' byte for byte (tencentcloud-sdk-python-mps and -vod,
+test-only).
 
 Method (reference/tooling.md §4): run the SDK's real ProcessMedia with ``time.time`` pinned and the transport
 captured, feed the SDK's exact body bytes to our signer, compare every header we produce. Cases: several
 timestamps including both sides of a UTC date boundary, temporary credentials (X-TC-Token), a non-ASCII body,
-a region, the international endpoint. Also: the emulator's independent verifier accepts the SDK's own requests
-on the wire, and rejects tampering.
+a region, the international endpoint; for VOD (service ``vod``, 2018-07-17) ProcessMediaByProcedure,
+ProcessMediaByMPS, PullEvents and ConfirmEvents, through our whole client on the wire. Also: the emulator's
+independent verifier accepts the SDK's own requests on the wire, and rejects tampering.
 """
 from __future__ import annotations
 
@@ -41,6 +43,13 @@ def sdk_request(ts: int, token: str | None, region: str | None, endpoint: str, c
 
     client = mps_client.MpsClient(credential.Credential(SECRET_ID, SECRET_KEY, token), region or "",
                                   ClientProfile(httpProfile=HttpProfile(endpoint=endpoint)))
+    req = models.ProcessMediaRequest()
+    req.from_json_string(json.dumps({**BODY, "SessionContext": context}))
+    return offline(client, lambda: client.ProcessMedia(req), ts)
+
+
+def offline(client, call, ts: int):
+    """Run an SDK ``call`` with the clock pinned at ``ts`` and the transport captured; return the request it sent."""
     captured = {}
 
     def capture(req):
@@ -48,11 +57,9 @@ def sdk_request(ts: int, token: str | None, region: str | None, endpoint: str, c
         return mock.Mock(status_code=200, headers={"Content-Type": "application/json"},
                          content=json.dumps({"Response": {"TaskId": "t", "RequestId": "r"}}).encode())
 
-    req = models.ProcessMediaRequest()
-    req.from_json_string(json.dumps({**BODY, "SessionContext": context}))
     with mock.patch("tencentcloud.common.abstract_client.time.time", return_value=ts), \
             mock.patch.object(client.request, "send_request", side_effect=capture):
-        assert client.ProcessMedia(req).TaskId == "t"
+        call()
     return captured["req"]
 
 
@@ -125,3 +132,104 @@ def test_emulator_rejects_tampered_body_and_wrong_key(mps):
     assert codes == ["AuthFailure.SignatureFailure", "AuthFailure.SignatureFailure", "AuthFailure.SignatureExpire",
                      "AuthFailure.SecretIdNotFound"]
     assert mps.tasks == []
+
+
+# --- VOD (service "vod", API 2018-07-17): the same signer, another service and version ----------------------------
+
+VOD_CASES = [
+    # (action, body, timestamp, token, region, endpoint)
+    ("ProcessMediaByProcedure", {"ProcedureName": "hls-720p", "FileId": "5285890781763144364", "SubAppId": 1500000001,
+                                 "SessionId": "mt1-0123456789abcdef0123456789abcdef01234567",
+                                 "SessionContext": '{"k":"视频.mp4"}', "TasksNotifyMode": "Finish"},
+     1700000000, None, None, "vod.tencentcloudapi.com"),
+    ("ProcessMediaByMPS", {"FileId": "5285890781763144364", "SubAppId": 1500000001,
+                           "MPSProcessMediaParams": '{"AiAnalysisTask":{"Definition":25}}'},
+     1735689600, "tmp-session-token-Ab12", "ap-guangzhou", "vod.tencentcloudapi.com"),
+    ("PullEvents", {"SubAppId": 1500000001}, 1735689599, None, None, "vod.intl.tencentcloudapi.com"),
+    ("ConfirmEvents", {"EventHandles": ["h1", "h2"], "SubAppId": 1500000001}, 1800000000, None, "ap-singapore",
+     "vod.intl.tencentcloudapi.com"),
+]
+
+
+def vod_sdk_request(action, body, ts, token, region, endpoint):
+    """Run the VOD SDK's ``action`` offline; return the RequestInternal it would have sent."""
+    from tencentcloud.common import credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.vod.v20180717 import models, vod_client
+
+    client = vod_client.VodClient(credential.Credential(SECRET_ID, SECRET_KEY, token), region or "",
+                                  ClientProfile(httpProfile=HttpProfile(endpoint=endpoint)))
+    req = getattr(models, f"{action}Request")()
+    req.from_json_string(json.dumps(body))
+    return offline(client, lambda: getattr(client, action)(req), ts)
+
+
+@pytest.mark.parametrize("action,body,ts,token,region,endpoint", VOD_CASES)
+def test_vod_signature_equals_official_sdk(action, body, ts, token, region, endpoint):
+    pytest.importorskip("tencentcloud.vod.v20180717.vod_client")
+    sdk = vod_sdk_request(action, body, ts, token, region, endpoint)
+    payload = sdk.data.encode("utf-8") if isinstance(sdk.data, str) else sdk.data
+    ours = tc3_headers(SECRET_ID, SECRET_KEY, endpoint, action, payload, ts, region=region, token=token,
+                       service="vod", version="2018-07-17")
+    assert "/vod/tc3_request" in ours["Authorization"]
+    for name, value in ours.items():
+        assert sdk.header[name] == value, name
+
+
+@pytest.fixture
+def wire():
+    """A plain HTTP server on localhost that keeps each request's headers and body and answers like VOD."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((dict(self.headers), body))
+            answer = json.dumps({"Response": {"TaskId": "t", "EventSet": [], "RequestId": "r"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("action,body,ts,token,region,endpoint", VOD_CASES)
+def test_vod_client_sends_what_the_sdk_sends(wire, action, body, ts, token, region, endpoint):
+    """Our whole client (:func:`vod_client`) on the wire: the body it sends means what the SDK's does, and every
+    header the SDK signs and sends is the same, byte for byte."""
+    from mps_triggers.mps import Credentials, vod_client
+
+    pytest.importorskip("tencentcloud.vod.v20180717.vod_client")
+    host, seen = wire
+    sdk = vod_sdk_request(action, body, ts, token, region, host)
+    client = vod_client(f"http://{host}", Credentials(SECRET_ID, SECRET_KEY, token), region=region)
+    with mock.patch("mps_triggers.mps.time.time", return_value=ts):
+        if action == "PullEvents":
+            client.pull_events(body["SubAppId"])
+        elif action == "ConfirmEvents":
+            client.confirm_events(body["EventHandles"], body["SubAppId"])
+        else:
+            client.call(action, body, idempotent=action != "ProcessMediaByMPS")
+    headers, sent = seen[-1]
+    headers = {k.lower(): v for k, v in headers.items()}
+    assert json.loads(sent) == json.loads(sdk.data)
+    ours = tc3_headers(SECRET_ID, SECRET_KEY, host, action, sent, ts, region=region, token=token, service="vod",
+                       version="2018-07-17")
+    for name, value in ours.items():
+        assert headers[name.lower()] == value, name
+        assert sdk.header[name] == tc3_headers(SECRET_ID, SECRET_KEY, host, action, sdk.data.encode(), ts,
+                                               region=region, token=token, service="vod",
+                                               version="2018-07-17")[name], name

@@ -599,11 +599,15 @@ def _parse(body: bytes) -> dict[str, Any]:
 _sdk_lock = threading.Lock()
 
 
-def unknown_fields(params: dict[str, Any], model: str = "ProcessMediaRequest") -> list[str]:
-    """Paths of fields the official SDK's ``model`` (``ProcessMediaRequest`` by default) does not know
-    (``MediaProcessTask.Xx``)."""
+def unknown_fields(params: dict[str, Any], model: str = "ProcessMediaRequest", service: str = "mps") -> list[str]:
+    """Paths of fields the official SDK's ``model`` (``ProcessMediaRequest`` by default; of ``service`` ``mps``
+    2019-06-12 or ``vod`` 2018-07-17) does not know (``MediaProcessTask.Xx``)."""
+    import importlib
+
     from tencentcloud.common.abstract_model import AbstractModel
-    from tencentcloud.mps.v20190612 import models
+
+    models = importlib.import_module("tencentcloud.vod.v20180717.models" if service == "vod"
+                                     else "tencentcloud.mps.v20190612.models")
 
     request = getattr(models, model)()
     with _sdk_lock, warnings.catch_warnings():

@@ -261,11 +261,11 @@ class FunctionUrlServer:
     (``httpMethod``, ``queryString``, ``headers`` with ``x-scf-request-id``). A handler error becomes HTTP 502, as
     on Lambda. Every answer is kept in :attr:`answers` as ``(status, body)``, and each invocation's duration in
     :attr:`durations`. ``timeout`` is the function's timeout: the handler gets a Lambda context (or SCF's dict)
-    whose remaining time counts down from it.
+    whose remaining time counts down from it; ``name`` is the function's name in that context.
     """
 
-    def __init__(self, handler: Handler, platform: str = "lambda", timeout: float = 30.0) -> None:
-        self.handler, self.platform, self.timeout = handler, platform, timeout
+    def __init__(self, handler: Handler, platform: str = "lambda", timeout: float = 30.0, name: str = "archive") -> None:
+        self.handler, self.platform, self.timeout, self.name = handler, platform, timeout, name
         self.answers: list[tuple[int, str]] = []
         self.durations: list[float] = []
         outer = self
@@ -322,8 +322,8 @@ class FunctionUrlServer:
                 "body": text, "isBase64Encoded": b64}
 
     def _invoke(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
-        context: Any = (LambdaContext("archive", self.timeout) if self.platform == "lambda" else
-                        {"request_id": str(uuid.uuid4()), "function_name": "archive",
+        context: Any = (LambdaContext(self.name, self.timeout) if self.platform == "lambda" else
+                        {"request_id": str(uuid.uuid4()), "function_name": self.name,
                          "time_limit_in_ms": int(self.timeout * 1000)})
         started = time.monotonic()
         try:

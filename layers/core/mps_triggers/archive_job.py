@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .callbacks import HttpRequest, check_signature, parse_callback_event, token_matches, unwrap
+from .callbacks import HttpRequest, check_signature, http_problem, parse_callback_event, unwrap
 from .claims import ClaimBook
 from .exceptions import DeadlineError, EventError, MpsTriggersError
 from .invocation import Invocation, Report, Source, guard, log_failure, run_job
@@ -145,14 +145,10 @@ class ArchiveJob:
                 bytes=req.body_size)
             return report.answer(status, {"error": reason})
 
-        if req.method != "POST":
-            return reject(405, f"method {req.method[:16] or '?'} not allowed, use POST")
-        if s.callback_token and not token_matches(req, s.callback_token.get_secret_value()):
-            return reject(401, "token query parameter missing or wrong")
-        if req.body_size > s.callback_max_bytes:
-            return reject(413, f"body of {req.body_size} bytes exceeds {s.callback_max_bytes}")
-        if req.body is None:
-            return reject(400, req.body_problem or "body missing")
+        problem = http_problem(req, s.callback_token.get_secret_value() if s.callback_token else None,
+                               s.callback_max_bytes)
+        if problem is not None:
+            return reject(*problem)
         try:
             doc = unwrap(loads(req.body))
         except JsonError as exc:

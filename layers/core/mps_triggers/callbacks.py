@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from .exceptions import EventError
@@ -177,17 +177,52 @@ def check_signature(doc: dict[str, Any], notify_key: str, skew: int = 300, now: 
     ``Timestamp`` is the expiry time MPS set (send time + 10 minutes by default), an integer or a string of ASCII
     digits; ``skew`` seconds of clock difference are tolerated. Compared in constant time.
     """
-    ts, sign = doc.get("Timestamp"), doc.get("Sign")
+    return _sign_problem(doc, "Timestamp", lambda t: expected_sign(t, notify_key), "md5(Timestamp + NotifyKey)",
+                         "NotifyKey", skew, now)
+
+
+def expected_vod_sign(t: Any, sign_key: str) -> str:
+    """``MD5(SignKey + T)`` as lower-case hex (VOD ModifyEventConfig ``SignKey``: "Sign = MD5(SignKey + T)")."""
+    return hashlib.md5(f"{sign_key}{t}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_vod_signature(doc: dict[str, Any], sign_key: str, skew: int = 300, now: float | None = None) -> str | None:
+    """Why a VOD event notification fails authentication, or None when its ``Sign`` is ``MD5(SignKey + T)`` and
+    ``T`` (the UNIX time it expires, 10 minutes after sending by default) has not passed, ``skew`` seconds of
+    clock difference allowed (VOD API 2018-07-17, ModifyEventConfig ``SignKey``). Compared in constant time. The
+    key goes first, where MPS's ``Sign`` puts it last."""
+    return _sign_problem(doc, "T", lambda t: expected_vod_sign(t, sign_key), "MD5(SignKey + T)", "VOD_SIGN_KEY",
+                         skew, now)
+
+
+def _sign_problem(doc: dict[str, Any], time_field: str, expected: Callable[[Any], str], formula: str, key_name: str,
+                  skew: int, now: float | None) -> str | None:
+    ts, sign = doc.get(time_field), doc.get("Sign")
     if ts is None or sign is None:
-        return "Timestamp or Sign missing (NotifyKey is configured)"
+        return f"{time_field} or Sign missing ({key_name} is configured)"
     seconds = to_int(ts, max_digits=12)
     if seconds is None or (isinstance(ts, str) and ts.startswith("-")):
-        return "Timestamp is not an integer"
-    if not isinstance(sign, str) or not hmac.compare_digest(expected_sign(ts, notify_key).encode(),
+        return f"{time_field} is not an integer"
+    if not isinstance(sign, str) or not hmac.compare_digest(expected(ts).encode(),
                                                             sign.lower().encode("utf-8", "replace")):
-        return "Sign does not match md5(Timestamp + NotifyKey)"
+        return f"Sign does not match {formula}"
     if (time.time() if now is None else now) > seconds + skew:
-        return f"expired: Timestamp {seconds} is in the past (skew {skew}s)"
+        return f"expired: {time_field} {seconds} is in the past (skew {skew}s)"
+    return None
+
+
+def http_problem(req: HttpRequest, token: str | None, max_bytes: int) -> tuple[int, str] | None:
+    """The ``(HTTP status, reason)`` a callback request is refused with before its body is read, or None: 405 not
+    POST, 401 the ``token`` query parameter missing or wrong (when ``token`` is set), 413 a body over ``max_bytes``,
+    400 no readable body (bad base64). Shared by the archive and vod jobs."""
+    if req.method != "POST":
+        return 405, f"method {req.method[:16] or '?'} not allowed, use POST"
+    if token and not token_matches(req, token):
+        return 401, "token query parameter missing or wrong"
+    if req.body_size > max_bytes:
+        return 413, f"body of {req.body_size} bytes exceeds {max_bytes}"
+    if req.body is None:
+        return 400, req.body_problem or "body missing"
     return None
 
 

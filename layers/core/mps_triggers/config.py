@@ -122,10 +122,7 @@ class Route(BaseModel):
     tasks_priority: int | None = Field(default=None, ge=-10, le=10)
     task_type: Literal["Online", "Offline"] | None = None
 
-    @field_validator("suffixes", mode="before")
-    @classmethod
-    def _one_suffix(cls, v: Any) -> Any:
-        return (v,) if isinstance(v, str) else v
+    _one_suffix = field_validator("suffixes", mode="before")(lambda v: _one_or_many(v))
 
     @field_validator("prefix")
     @classmethod
@@ -286,14 +283,7 @@ class Settings(BaseModel):
             parse_archive_uri(v)
         return v
 
-    @field_validator("mps_routes")
-    @classmethod
-    def _unique_names(cls, v: tuple[Route, ...]) -> tuple[Route, ...]:
-        names = [r.name for r in v]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"route names must be unique, repeated: {dupes}")
-        return v
+    _unique_names = field_validator("mps_routes")(lambda v: _unique_route_names(v))
 
     # --- derived --------------------------------------------------------------------------------------------
 
@@ -362,6 +352,11 @@ class Settings(BaseModel):
         return tuple(dict.fromkeys(out))
 
 
+def _one_or_many(v: Any) -> Any:
+    """A list setting given as one string: that string, as a one-item tuple."""
+    return (v,) if isinstance(v, str) else v
+
+
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
@@ -419,11 +414,11 @@ def _config_error(exc: ValidationError, values: dict[str, Any]) -> ConfigError:
     for err in exc.errors():
         loc = list(err["loc"])
         var = str(loc.pop(0)).upper() if loc else "configuration"
-        if var == "MPS_ROUTES" and loc and isinstance(loc[0], int):
+        if var in ("MPS_ROUTES", "VOD_ROUTES") and loc and isinstance(loc[0], int):
             index = loc.pop(0)
-            routes = values.get("mps_routes") or []
+            routes = values.get(var.lower()) or []
             name = routes[index].get("name") if index < len(routes) and isinstance(routes[index], dict) else None
-            var = f"MPS_ROUTES[{index}]" + (f" ({name})" if name else "")
+            var = f"{var}[{index}]" + (f" ({name})" if name else "")
         where = var + "".join(f".{p}" for p in loc if not str(p).startswith("function-"))
         problems.append(f"{where}: {err['msg']}")
     first, _, rest = problems[0].partition(": ")
@@ -639,11 +634,7 @@ class ArchiveSettings(BaseModel):
     compact_grace_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
     compact_lookback_hours: int = Field(default=48, ge=1, le=90 * 24)
 
-    @field_validator("archive_uri")
-    @classmethod
-    def _archive(cls, v: str) -> str:
-        parse_archive_uri(v)
-        return v
+    _archive = field_validator("archive_uri")(lambda v: (parse_archive_uri(v), v)[1])
 
     _url = field_validator("webhook_url")(lambda v: _check_url(v))
 
@@ -662,9 +653,21 @@ class ArchiveSettings(BaseModel):
     @property
     def region(self) -> str | None:
         """ARCHIVE_REGION, else the region in the URI, else (S3) the function's own region."""
-        return self.archive_region or self.location.region or (
-            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") if self.location.storage == "s3"
-            else None)
+        return _archive_region(self.archive_region, self.location)
+
+
+def _unique_route_names(routes: tuple[Any, ...]) -> tuple[Any, ...]:
+    names = [r.name for r in routes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"route names must be unique, repeated: {dupes}")
+    return routes
+
+
+def _archive_region(archive_region: str | None, location: ArchiveLocation) -> str | None:
+    """``ARCHIVE_REGION``, else the region in the URI, else (S3) the function's own region."""
+    return archive_region or location.region or (
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") if location.storage == "s3" else None)
 
 
 def load_archive_settings(environ: Mapping[str, str] | None = None) -> ArchiveSettings:
@@ -682,4 +685,170 @@ def load_archive_settings(environ: Mapping[str, str] | None = None) -> ArchiveSe
         if not (settings.mps_secret_id and settings.mps_secret_key):
             raise ConfigError("MPS_SECRET_ID/MPS_SECRET_KEY", "a COS archive is written with the Tencent Cloud key: set "
                                                               "both, or run on SCF with an execution role")
+    return settings
+
+
+# --- VOD (the vod job) ------------------------------------------------------------------------------------------------
+
+VOD_ACTIONS = ("procedure", "schedule_id", "tasks", "mps_params")
+
+
+class VodRoute(BaseModel):
+    """One VOD routing rule: which uploaded files start which processing. The first matching route wins; a file no
+    route matches is only archived.
+
+    Matching (an omitted condition matches everything): ``sub_app_id`` (the VOD application), ``class_ids`` (the
+    file's ``ClassId``), ``class_paths`` (a prefix of its ``ClassPath``), ``types`` (``MediaBasicInfo.Type`` or the
+    name's extension, case-insensitive, without a dot: ``["mp4", "mov"]``), ``name_prefix`` (case-sensitive).
+    Action, exactly one of: ``procedure`` (a VOD task flow: ProcessMediaByProcedure ``ProcedureName``),
+    ``schedule_id`` or ``tasks`` (MPS ProcessMedia on the VOD file, ``InputInfo.Type=VOD``; ``tasks`` keyed by the
+    API's task parameter names), ``mps_params`` (VOD's ProcessMediaByMPS: exactly ``{"AiAnalysisTask": {...}}``,
+    e.g. smart erase; exactly once by a claim under ``ARCHIVE_URI``). ``tasks_priority`` ([-10, 10]) and, for a task
+    flow, ``tasks_notify_mode`` (``Finish``/``Change``/``None``) are passed on.
+
+    Example::
+
+        VOD_ROUTES='[{"name": "flows", "class_ids": [12], "types": ["mp4"], "procedure": "hls-720p"}]'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    sub_app_id: int | None = Field(default=None, gt=0)
+    class_ids: tuple[int, ...] = ()
+    class_paths: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    name_prefix: str = ""
+    procedure: str | None = Field(default=None, min_length=1, max_length=64)
+    schedule_id: int | None = Field(default=None, gt=0)
+    tasks: dict[str, Any] | None = None
+    mps_params: dict[str, Any] | None = None
+    tasks_priority: int | None = Field(default=None, ge=-10, le=10)
+    tasks_notify_mode: Literal["Finish", "Change", "None"] | None = None
+
+    @field_validator("types", mode="before")
+    @classmethod
+    def _types(cls, v: Any) -> Any:
+        items = (v,) if isinstance(v, str) else v
+        return tuple(str(t).lower().lstrip(".") for t in items) if isinstance(items, (list, tuple)) else v
+
+    _paths = field_validator("class_paths", mode="before")(lambda v: _one_or_many(v))
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return Route._tasks(v)
+
+    @field_validator("mps_params")
+    @classmethod
+    def _mps_params(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and (set(v) != {"AiAnalysisTask"} or not isinstance(v["AiAnalysisTask"], dict)):
+            raise ValueError('ProcessMediaByMPS reads AiAnalysisTask only (VOD API 2018-07-17): give exactly '
+                             '{"AiAnalysisTask": {...}}')
+        return v
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "VodRoute":
+        given = [a for a in VOD_ACTIONS if getattr(self, a) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(VOD_ACTIONS)} (got {given or 'none'})")
+        if self.tasks_notify_mode is not None and self.procedure is None:
+            raise ValueError("tasks_notify_mode is a task flow's (ProcessMediaByProcedure): remove it or use procedure")
+        return self
+
+    @property
+    def api(self) -> str:
+        """The API the route calls: ``ProcessMediaByProcedure``, ``ProcessMedia`` or ``ProcessMediaByMPS``."""
+        if self.procedure is not None:
+            return "ProcessMediaByProcedure"
+        return "ProcessMediaByMPS" if self.mps_params is not None else "ProcessMedia"
+
+    def matches(self, file: Any) -> bool:
+        """True if a :class:`~mps_triggers.vod.VodFile` satisfies every condition of this route."""
+        if self.sub_app_id is not None and file.sub_app_id != self.sub_app_id:
+            return False
+        if self.class_ids and file.class_id not in self.class_ids:
+            return False
+        if self.class_paths and not any(file.class_path.startswith(p) for p in self.class_paths):
+            return False
+        if self.types and file.media_type not in self.types and file.extension not in self.types:
+            return False
+        return file.name.startswith(self.name_prefix)
+
+
+class VodSettings(BaseModel):
+    """The vod job's configuration (``functions/vod``). Field ``x_y`` comes from environment variable ``X_Y``.
+
+    ``ARCHIVE_URI`` is required (every event is archived; the ledger and ProcessMediaByMPS claims live there).
+    ``VOD_SUB_APP_ID`` is the application pulled from, and the one a pushed event is from unless the callback URL
+    says ``sub_app_id=``. Tencent Cloud credentials as the submit job's (``MPS_SECRET_ID``/``MPS_SECRET_KEY``,
+    ``MPS_CREDENTIALS_SECRET_ARN``, or SCF's role). ``VOD_SIGN_KEY`` is the application's event ``SignKey``
+    (``ModifyEventConfig``): pushed events must then carry a valid ``Sign``/``T``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    archive_uri: str
+    archive_region: str | None = None
+    vod_endpoint: str = "vod.tencentcloudapi.com"
+    vod_sub_app_id: int | None = Field(default=None, gt=0)
+    vod_routes: tuple[VodRoute, ...] = ()
+    vod_sign_key: SecretStr | None = None
+    vod_pull_max_events: int = Field(default=1600, ge=1, le=100000)
+    mps_endpoint: str = DEFAULT_ENDPOINT
+    mps_region: str | None = None
+    mps_secret_id: SecretStr | None = None
+    mps_secret_key: SecretStr | None = None
+    mps_session_token: SecretStr | None = None
+    mps_credentials_secret_arn: str | None = None
+    mps_notify_url: str | None = None
+    mps_notify_key: SecretStr | None = None
+    mps_timeout: float = Field(default=10.0, gt=0, le=120)
+    mps_max_attempts: int = Field(default=6, ge=1, le=20)
+    callback_token: SecretStr | None = None
+    callback_max_bytes: int = Field(default=1024 * 1024, ge=1024, le=6 * 1024 * 1024)
+    callback_clock_skew: int = Field(default=300, ge=0, le=86400)
+
+    _archive = field_validator("archive_uri")(lambda v: (parse_archive_uri(v), v)[1])
+
+    _url = field_validator("mps_notify_url")(lambda v: _check_url(v))
+
+    _unique_names = field_validator("vod_routes")(lambda v: _unique_route_names(v))
+
+    @property
+    def location(self) -> ArchiveLocation:
+        return parse_archive_uri(self.archive_uri)
+
+    @property
+    def region(self) -> str | None:
+        """ARCHIVE_REGION, else the region in the URI, else (S3) the function's own region."""
+        return _archive_region(self.archive_region, self.location)
+
+    def route_for(self, file: Any) -> VodRoute | None:
+        """The first route matching the :class:`~mps_triggers.vod.VodFile`, or None."""
+        return next((r for r in self.vod_routes if r.matches(file)), None)
+
+
+def load_vod_settings(environ: Mapping[str, str] | None = None) -> VodSettings:
+    """Read and validate the vod job's environment. Raises :class:`ConfigError` naming the variable
+    (``VOD_ROUTES[0] (flows): give exactly one of ...``)."""
+    values = _read_env(VodSettings, os.environ if environ is None else environ)
+    if "vod_routes" in values:
+        try:
+            values["vod_routes"] = json.loads(values["vod_routes"])
+        except ValueError as exc:
+            raise ConfigError("VOD_ROUTES", f"not valid JSON ({exc})") from None
+        if not isinstance(values["vod_routes"], list):
+            raise ConfigError("VOD_ROUTES", "must be a JSON list of route objects")
+    try:
+        settings = VodSettings(**values)
+    except ValidationError as exc:
+        raise _config_error(exc, values) from None
+    _register_secrets(settings)
+    if settings.vod_routes and not settings.mps_credentials_secret_arn and not (
+            settings.mps_secret_id and settings.mps_secret_key):
+        raise ConfigError("MPS_SECRET_ID/MPS_SECRET_KEY", "VOD_ROUTES submit to VOD and MPS: set both, "
+                                                          "MPS_CREDENTIALS_SECRET_ARN, or run on SCF with a role")
+    if settings.location.storage == "cos" and not settings.region:
+        raise ConfigError("ARCHIVE_REGION", "required for a COS archive (e.g. ap-guangzhou)")
     return settings

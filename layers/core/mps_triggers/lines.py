@@ -114,10 +114,12 @@ class ArchiveLine:
 
 
 def build_line(payload: dict[str, Any], source_type: str, source_id: str | None, received_at: float,
-               verified: bool = False, task_id_of: Callable[[str], str | None] | None = None) -> ArchiveLine:
+               verified: bool = False, task_id_of: Callable[[str], str | None] | None = None,
+               unsigned: tuple[str, ...] = SIGNING_FIELDS) -> ArchiveLine:
     """Redact ``payload`` (a notification), read its fields and serialize its archive line. ``received_at`` is
     UNIX seconds; ``verified`` says its ``Sign`` was checked (only then does its ``Timestamp`` partition it). The
-    ``id`` hashes the canonical redacted payload without :data:`SIGNING_FIELDS`.
+    ``id`` hashes the canonical redacted payload without ``unsigned`` (:data:`SIGNING_FIELDS`; a VOD event's
+    are ``T`` and ``Sign``, :data:`mps_triggers.vod.SIGNING_FIELDS`).
     ``task_id_of(session_id)`` finds the TaskId of a notification that carries none (``BatchTask``: the claim);
     it must not raise. A ``BatchTask`` line also has ``inputs``, every input of the batch.
 
@@ -130,7 +132,7 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
     if normalized.task_id is None and normalized.session_id and task_id_of is not None \
             and normalized.event_type == "BatchTask":
         normalized.task_id = task_id_of(normalized.session_id)
-    lid = hashlib.sha256(red.text_without(SIGNING_FIELDS).encode("utf-8")).hexdigest()
+    lid = hashlib.sha256(red.text_without(unsigned).encode("utf-8")).hexdigest()
     doc = {
         "id": lid,
         "received_at": utc_iso(received_at),
@@ -154,9 +156,9 @@ def build_line(payload: dict[str, Any], source_type: str, source_id: str | None,
                        _plausible_time(clean) if verified else None)
 
 
-def callback_id(payload: Any) -> str:
+def callback_id(payload: Any, unsigned: tuple[str, ...] = SIGNING_FIELDS) -> str:
     """The ``id`` :func:`build_line` gives the line of notification ``payload`` (readers and harnesses use it)."""
-    return hashlib.sha256(redact_json(payload).text_without(SIGNING_FIELDS).encode("utf-8")).hexdigest()
+    return hashlib.sha256(redact_json(payload).text_without(unsigned).encode("utf-8")).hexdigest()
 
 
 def _plausible_time(payload: Any) -> int | None:

@@ -29,6 +29,10 @@ Metrics (unit Count), by function:
   ``DeadlineReached``;
 - compact: ``Compacted`` (partitions), ``CompactFailed``, ``CompactPending`` (left for the next run at the
   deadline), ``ObjectsBefore``, ``ObjectsAfter``;
+- vod: ``Records`` (events), ``Archived``, ``Pulled`` (events PullEvents handed out), ``Confirmed`` (events
+  ConfirmEvents acknowledged), ``Submitted``, ``Duplicate``, ``Skipped`` (the upload started a task flow, or no
+  route), ``SubmitFailed``, ``RecordsFailed`` (events not done: bad, not archived or not submitted; never
+  confirmed), ``DeadlineReached``;
 - every function: ``InvocationFailed`` (1 when the invocation raised: bad configuration, an unknown event shape, an
   unexpected error).
 

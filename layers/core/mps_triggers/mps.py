@@ -1,9 +1,13 @@
-"""MPS API client: TC3-HMAC-SHA256 signing, the MpsError hierarchy, and which errors are retried.
+"""MPS (and VOD) API client: TC3-HMAC-SHA256 signing, the MpsError hierarchy, and which errors are retried.
 
 Source: Tencent Cloud API 3.0 "Signature v3" and the official SDK (``tencentcloud/common/abstract_client.py``,
 ``sign.py``); ProcessMedia API 2019-06-12 and its error codes; ``common/retry.py`` for what the SDK retries. The
-signer is tested byte for byte against the official SDK (tests/test_signing.py), which stays a test-only
-dependency: importing it costs 0.2–1.3 s of cold start to send one POST.
+signer is tested byte for byte against the official SDKs (tests/test_signing.py: ``tencentcloud-sdk-python-mps``
+and ``-vod``), which stay test-only dependencies: importing one costs 0.2–1.3 s of cold start to send one POST.
+
+One client speaks one service: MPS (``mps``, 2019-06-12, the default) or VOD (:func:`vod_client`: ``vod``,
+2018-07-17, ``ProcessMediaByProcedure``, ``ProcessMediaByMPS``, ``PullEvents``, ``ConfirmEvents``). Each action
+has its own documented rate (:data:`ACTION_LIMITS`) and is paced apart from the others.
 
 Errors (one base, families with their own base, the API's ``Error.Code`` and transport errors mapped in exactly
 one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines are :mod:`mps_triggers.retries`)::
@@ -11,7 +15,8 @@ one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines ar
     MpsError                              code, message, request_id, http_status, maybe_processed
     ├── MpsTransientError                 worth retrying
     │   ├── MpsThrottlingError            RequestLimitExceeded*, LimitExceeded.CreateTask, HTTP 429
-    │   │   └── MpsBatchThrottlingError   the same, answered to BatchProcessMedia (20 requests/s of its own)
+    │   │   └── MpsBatchThrottlingError   the same, answered to an action of 20 requests/s (BatchProcessMedia,
+    │   │                                 VOD's ProcessMediaByMPS)
     │   ├── MpsServerError                InternalError*, ResourceUnavailable*, FailedOperation.NetWorkError, HTTP 5xx,
     │   │                                 InvalidResponse (not an API 3.0 answer, or neither TaskId nor Error)
     │   └── MpsNetworkError               connection refused/reset/dropped, TLS, DNS
@@ -21,12 +26,14 @@ one place, :func:`map_error` / :meth:`MpsClient._send`; backoff and deadlines ar
     │   ├── MpsAuthError                  AuthFailure*, UnauthorizedOperation*
     │   ├── MpsInvalidRequestError        InvalidParameter*, MissingParameter*, UnknownParameter*, ...
     │   └── MpsAccountError               ResourceNotFound*, FailedOperation.* (InvalidMpsUser, UserArrears, ...)
-    └── MpsDuplicateSessionError          InvalidParameterValue.SessionId: already submitted within 3 days
+    └── MpsDuplicateSessionError          InvalidParameterValue.SessionId: already submitted within 3 days (MPS)
+                                          or 7 days (VOD's ProcessMediaByProcedure)
 
 ``maybe_processed`` is True when the request may have reached MPS and been acted on without its answer arriving
 (a read timeout, a connection lost after sending, HTTP 5xx, an unreadable answer). ProcessMedia retries those
-safely under its SessionId; BatchProcessMedia has none, so :meth:`MpsClient.batch_process_media` never retries them
-and its caller keeps the claim (:mod:`mps_triggers.claims`).
+safely under its SessionId (ProcessMediaByProcedure too); BatchProcessMedia and ProcessMediaByMPS have none, so
+:meth:`MpsClient.batch_process_media` and :meth:`MpsClient.process_media_by_mps` never retry them and their
+callers keep a claim (:mod:`mps_triggers.claims`).
 """
 from __future__ import annotations
 
@@ -46,22 +53,38 @@ from .safejson import JsonError, loads
 
 SERVICE = "mps"
 VERSION = "2019-06-12"
+VOD_SERVICE = "vod"
+VOD_VERSION = "2018-07-17"
+"""VOD's API 3.0 service and version (ProcessMediaByProcedure, ProcessMediaByMPS, PullEvents, ConfirmEvents)."""
+VOD_ENDPOINT = "vod.tencentcloudapi.com"
 CONTENT_TYPE = "application/json"
 BATCH_PROCESS_MEDIA = "BatchProcessMedia"
+PROCESS_MEDIA_BY_PROCEDURE = "ProcessMediaByProcedure"
+PROCESS_MEDIA_BY_MPS = "ProcessMediaByMPS"
 BATCH_REQUESTS_PER_SECOND = 20.0
 """BatchProcessMedia's documented limit (API 2019-06-12: "a maximum of 20 requests can be initiated per second")."""
 PROCESS_MEDIA_REQUESTS_PER_SECOND = 100.0
 """ProcessMedia's documented limit (API 2019-06-12: "a maximum of 100 requests can be initiated per second")."""
+ACTION_LIMITS = {"ProcessMedia": PROCESS_MEDIA_REQUESTS_PER_SECOND, BATCH_PROCESS_MEDIA: BATCH_REQUESTS_PER_SECOND,
+                 PROCESS_MEDIA_BY_PROCEDURE: 100.0, PROCESS_MEDIA_BY_MPS: 20.0}
+"""Each action's documented requests/s per account, each in a window of its own (the API documents: ProcessMedia and
+BatchProcessMedia 2019-06-12; VOD ProcessMediaByProcedure and ProcessMediaByMPS 2018-07-17)."""
+PACED_ACTIONS = ("ProcessMedia", PROCESS_MEDIA_BY_PROCEDURE)
+"""The idempotent submissions (they carry a SessionId) paced by an :class:`~mps_triggers.retries.AdaptiveWindow`."""
+SLOW_ACTIONS = (BATCH_PROCESS_MEDIA, PROCESS_MEDIA_BY_MPS)
+"""The submissions of 20 requests/s without a SessionId: paced at 0.9 × their limit, throttling answered as
+:class:`MpsBatchThrottlingError`, never retried after ``maybe_processed``."""
 BATCH_PACE = 0.9 * BATCH_REQUESTS_PER_SECOND
 """Requests/s one client sends BatchProcessMedia at: under the limit by enough that network jitter (21 requests
 then span 1.11 s) does not put a 21st into MPS's one-second window."""
 
 
 def function_windows(action: str) -> AdaptiveWindow | None:
-    """A function container's pacing (:class:`MpsClient` ``windows``): ProcessMedia's sends in an
-    :class:`~mps_triggers.retries.AdaptiveWindow` from 5 a second up to :data:`PROCESS_MEDIA_REQUESTS_PER_SECOND`,
-    growing about one a second per container while it binds; other actions unpaced."""
-    return AdaptiveWindow(PROCESS_MEDIA_REQUESTS_PER_SECOND) if action == "ProcessMedia" else None
+    """A function container's pacing (:class:`MpsClient` ``windows``): ProcessMedia's (and VOD's
+    ProcessMediaByProcedure's) sends in an :class:`~mps_triggers.retries.AdaptiveWindow` from 5 a second up to the
+    action's limit (:data:`ACTION_LIMITS`), growing about one a second per container while it binds; other actions
+    unpaced."""
+    return AdaptiveWindow(ACTION_LIMITS[action]) if action in PACED_ACTIONS else None
 
 
 def rate_windows(rate: float) -> Callable[[str], AdaptiveWindow | None]:
@@ -69,7 +92,7 @@ def rate_windows(rate: float) -> Callable[[str], AdaptiveWindow | None]:
     ProcessMedia's window starts at ``rate`` and never exceeds it, yields to the functions when MPS's window is full
     (× 0.7) and comes back within about a second (``increase`` of ``rate / 2`` per second)."""
     def windows(action: str) -> AdaptiveWindow | None:
-        if action != "ProcessMedia":
+        if action not in PACED_ACTIONS:
             return None
         return AdaptiveWindow(rate, start=rate, increase=rate / 2, floor=min(1.0, rate))
     return windows
@@ -99,8 +122,9 @@ class MpsThrottlingError(MpsTransientError):
 
 
 class MpsBatchThrottlingError(MpsThrottlingError):
-    """MPS refused a BatchProcessMedia request for rate: that API allows 20 requests/s, apart from ProcessMedia's
-    100 (BatchProcessMedia API 2019-06-12); retried with :data:`BATCH_RETRY`'s longer backoff."""
+    """The API refused a request of an action of 20 requests/s for rate (:data:`SLOW_ACTIONS`: BatchProcessMedia,
+    apart from ProcessMedia's 100, API 2019-06-12; VOD's ProcessMediaByMPS, 2018-07-17); retried with
+    :data:`BATCH_RETRY`'s longer backoff."""
 
 
 class MpsServerError(MpsTransientError):
@@ -132,7 +156,8 @@ class MpsAccountError(MpsPermanentError):
 
 
 class MpsDuplicateSessionError(MpsError):
-    """MPS already accepted a request with this SessionId in the last 3 days: the object was submitted before."""
+    """The API already accepted a request with this SessionId (MPS: in the last 3 days; VOD's
+    ProcessMediaByProcedure: 7 days): the object or file was submitted before."""
 
 
 _TRANSIENT_PREFIXES: tuple[tuple[str, type[MpsError]], ...] = (
@@ -169,7 +194,7 @@ def map_error(code: str, message: str, request_id: str | None = None, http_statu
     for table in (_TRANSIENT_PREFIXES, _PERMANENT_PREFIXES):
         for prefix, cls in table:
             if code.startswith(prefix):  # "InvalidParameter" covers InvalidParameterValue.*, as the API's families do
-                if cls is MpsThrottlingError and action == BATCH_PROCESS_MEDIA:
+                if cls is MpsThrottlingError and action in SLOW_ACTIONS:
                     cls = MpsBatchThrottlingError
                 return cls(code, message, request_id, http_status)
     return MpsPermanentError(code, message, request_id, http_status)
@@ -260,7 +285,8 @@ class MpsClient:
     every action, retries included, so the client never sends more than its rate. ``windows(action)`` gives the
     :class:`~mps_triggers.retries.AdaptiveWindow` an action's sends take slots of, or None (default
     :func:`function_windows`: ProcessMedia's, from 5 sends a second up to its limit), so a fleet of containers
-    settles under MPS's limit instead of retrying into a full window.
+    settles under MPS's limit instead of retrying into a full window. ``service`` and ``version`` are what every
+    request is signed for and sent as (MPS's by default; :func:`vod_client` for VOD's).
 
     Example::
 
@@ -271,7 +297,8 @@ class MpsClient:
     def __init__(self, endpoint: str, credentials: Credentials | Callable[[], Credentials], region: str | None = None,
                  timeout: float = 10.0, retry: RetryPolicy | None = None, max_connections: int = 20,
                  pace: RateLimiter | None = None,
-                 windows: Callable[[str], AdaptiveWindow | None] | None = None) -> None:
+                 windows: Callable[[str], AdaptiveWindow | None] | None = None, service: str = SERVICE,
+                 version: str = VERSION) -> None:
         import httpx  # imported with the first client, not at cold start
 
         from .transport import BudgetedClient
@@ -291,6 +318,7 @@ class MpsClient:
         self.pace = pace
         self._make_window = windows or function_windows
         self._windows: dict[str, AdaptiveWindow | None] = {}
+        self.service, self.version = service, version
 
     def credentials(self) -> Credentials:
         """The credentials, resolving a provider once (thread-safe: the batch's worker threads share the client)."""
@@ -322,6 +350,37 @@ class MpsClient:
         ``maybe_processed``. Raises an :class:`MpsError` subclass (:class:`MpsBatchThrottlingError` for rate).
         """
         return self.call(BATCH_PROCESS_MEDIA, request, deadline, require="TaskId", idempotent=False)
+
+    def process_media_by_procedure(self, request: dict[str, Any], deadline: float | None = None) -> CallResult:
+        """Call VOD's ProcessMediaByProcedure (API 2018-07-17, 100 requests/s): ``ProcedureName``, ``FileId``,
+        ``SubAppId``, ``SessionId`` (≤ 50, deduplicated for 7 days), ``SessionContext`` (≤ 1000), ... Returns the
+        ``Response`` (``TaskId``). Raises as :meth:`process_media` (a repeat SessionId:
+        :class:`MpsDuplicateSessionError`). The client must be a VOD one (:func:`vod_client`)."""
+        return self.call(PROCESS_MEDIA_BY_PROCEDURE, request, deadline, require="TaskId")
+
+    def process_media_by_mps(self, request: dict[str, Any], deadline: float | None = None) -> CallResult:
+        """Call VOD's ProcessMediaByMPS (API 2018-07-17, 20 requests/s): ``FileId``, ``SubAppId`` and
+        ``MPSProcessMediaParams``, a JSON string of MPS ProcessMedia parameters of which VOD reads
+        ``AiAnalysisTask`` only. Returns the ``Response`` (``TaskId``). No SessionId: paced at 0.9 × 20/s, never
+        retried after a failure with ``maybe_processed`` (as :meth:`batch_process_media`)."""
+        return self.call(PROCESS_MEDIA_BY_MPS, request, deadline, require="TaskId", idempotent=False)
+
+    def pull_events(self, sub_app_id: int | None, deadline: float | None = None) -> CallResult:
+        """Call VOD's PullEvents (API 2018-07-17; reliable callback): VOD waits up to about 5 s for events and
+        answers up to 16 in ``EventSet`` (each with an ``EventHandle`` to confirm within 30 s, or it is delivered
+        again). ``sub_app_id`` None pulls the main application's. The answer is returned unchecked
+        (:func:`mps_triggers.vod.pulled_events` reads it)."""
+        return self.call("PullEvents", {"SubAppId": sub_app_id} if sub_app_id is not None else {}, deadline)
+
+    def confirm_events(self, handles: list[str], sub_app_id: int | None, deadline: float | None = None) -> CallResult:
+        """Call VOD's ConfirmEvents (API 2018-07-17) for up to 16 ``EventHandle`` values: those events are done and
+        are not delivered again. Raises ValueError for an empty list or more than 16 handles."""
+        if not 1 <= len(handles) <= 16:
+            raise ValueError(f"ConfirmEvents takes 1 to 16 event handles, got {len(handles)}")
+        params: dict[str, Any] = {"EventHandles": list(handles)}
+        if sub_app_id is not None:
+            params["SubAppId"] = sub_app_id
+        return self.call("ConfirmEvents", params, deadline)
 
     def call(self, action: str, params: dict[str, Any], deadline: float | None = None,
              require: str | None = None, idempotent: bool = True) -> CallResult:
@@ -390,8 +449,8 @@ class MpsClient:
     def _pacer(self, action: str) -> RateLimiter:
         with self._credentials_lock:
             pacer = self._pacers.get(action)
-            if pacer is None:
-                pacer = self._pacers[action] = RateLimiter(BATCH_PACE)
+            if pacer is None:  # 0.9 × the action's limit (BATCH_PACE for BatchProcessMedia)
+                pacer = self._pacers[action] = RateLimiter(0.9 * ACTION_LIMITS.get(action, BATCH_REQUESTS_PER_SECOND))
             return pacer
 
     def _send(self, action: str, payload: bytes, deadline: float | None, require: str | None) -> dict[str, Any]:
@@ -403,7 +462,7 @@ class MpsClient:
             raise MpsTimeoutError("DeadlineReached", "not sent: the invocation's deadline is too near")
         creds = self.credentials()
         headers = tc3_headers(creds.secret_id, creds.secret_key, self.host, action, payload, int(time.time()),
-                              region=self.region, token=creds.token)
+                              region=self.region, token=creds.token, service=self.service, version=self.version)
         try:
             resp = self._http.post(self.url, content=payload, headers=headers, budget=budget)
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # no connection: nothing was sent
@@ -418,7 +477,7 @@ class MpsClient:
                                   maybe_processed=True) from None
         status = resp.status_code
         if status == 429:
-            cls = MpsBatchThrottlingError if action == BATCH_PROCESS_MEDIA else MpsThrottlingError
+            cls = MpsBatchThrottlingError if action in SLOW_ACTIONS else MpsThrottlingError
             raise cls("HTTP429", "HTTP 429 Too Many Requests", http_status=429)
         if status >= 500:
             raise MpsServerError(f"HTTP{status}", f"HTTP {status} {resp.reason_phrase[:60]}", http_status=status,
@@ -443,6 +502,13 @@ class MpsClient:
             raise MpsServerError("InvalidResponse", f"the answer has neither Error nor {require}", request_id, status,
                                  maybe_processed=True)
         return response
+
+
+def vod_client(endpoint: str, credentials: Credentials | Callable[[], Credentials], **options: Any) -> MpsClient:
+    """An :class:`MpsClient` that signs for and speaks VOD (``vod``, API 2018-07-17) at ``endpoint``
+    (``vod.tencentcloudapi.com``, ``vod.intl.tencentcloudapi.com``, or the local emulator's URL). ``options`` are
+    :class:`MpsClient`'s (``timeout``, ``retry``, ``windows``, ...)."""
+    return MpsClient(endpoint, credentials, service=VOD_SERVICE, version=VOD_VERSION, **options)
 
 
 class _NoSlot(Exception):

@@ -14,6 +14,12 @@ while an output is WAITING or PROCESSING, else ``FINISH`` (the statuses of Descr
 an output FAILed, ``session_id`` from our SessionContext (``"s"``), ``inputs`` from ``InputInfos``; ``task_id`` is
 whatever the event carries, else None (the archive job looks it up in the claim, :mod:`mps_triggers.claims`).
 
+VOD events (:mod:`mps_triggers.vod`: ``NewFileUpload``, ``ProcedureStateChanged``, ``ReviewAudioVideoComplete``,
+...) are read the same way from their member (:data:`mps_triggers.vod.EVENT_KEYS`): a ``ProcedureTask`` has the head
+of an MPS task event; its ``SessionId``/``SessionContext`` are inside the event, and a failed ``ErrCodeExt`` fails
+it. ``object`` is the VOD file (``{"storage": "vod", "bucket": <SubAppId or null>, "key": <FileId>}``, from our
+SessionContext when it is ours) and a NewFileUpload's ``task_id`` is the task flow its upload started, if any.
+
 Example::
 
     n = normalize(doc)     # NormalizedCallback(event_type="ScheduleTask", task_id="…", status="FINISH", ...)
@@ -26,6 +32,7 @@ from typing import Any, Iterator
 
 from .safejson import to_int
 from .session import is_session_id, read_session_context
+from .vod import EVENT_KEYS as VOD_EVENT_KEYS
 
 # Keys under which MPS puts the event of each EventType (ParseNotificationResponse).
 EVENT_KEYS = {"WorkflowTask": "WorkflowTaskEvent", "ScheduleTask": "ScheduleTaskEvent",
@@ -226,6 +233,8 @@ def _describe(exc: ValueError) -> str:
 
 def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
     note = read(NOTIFICATION, doc)
+    if event_type in VOD_EVENT_KEYS:
+        return _normalize_vod(note, doc.get(VOD_EVENT_KEYS[event_type]), event_type)
     raw_event = doc.get(EVENT_KEYS.get(event_type, f"{event_type}Event"))
     if event_type == "BatchTask":
         return _normalize_batch(note, raw_event)
@@ -252,6 +261,42 @@ def _normalize(doc: dict[str, Any], event_type: str) -> NormalizedCallback:
         source_object=source_object(note.SessionContext, event.InputInfo if event else None),
         outputs=list(dict.fromkeys(outputs)),
     )
+
+
+def _normalize_vod(note: Any, raw_event: Any, event_type: str) -> NormalizedCallback:
+    """A VOD event (see the module docstring)."""
+    raw = raw_event if isinstance(raw_event, dict) else {}
+    if event_type == "NewFileUpload":
+        info = raw.get("MediaBasicInfo") if isinstance(raw.get("MediaBasicInfo"), dict) else {}
+        file_id = raw.get("FileId") if isinstance(raw.get("FileId"), str) else None
+        started = raw.get("ProcedureTaskId")
+        obj = {"storage": "vod", "bucket": None, "key": file_id,
+               "name": info.get("Name") if isinstance(info.get("Name"), str) else None}
+        return NormalizedCallback(event_type=event_type, task_id=started if isinstance(started, str) and started
+                                  else None, status=None, failed=False, error=None, session_id=None,
+                                  source_object=obj if file_id else None, outputs=[])
+    event = read(TASK_EVENT, raw)
+    failed_subtasks, outputs = _results(_event_subtasks(event))
+    if event.Output is not None:
+        outputs.extend(_paths(event.Output))
+    ext = (event.ErrCodeExt or "SUCCESS").upper()
+    task_failed = (event.ErrCode or 0) != 0 or (event.Status or "").upper() == "FAIL" or ext != "SUCCESS"
+    error = None
+    if task_failed:
+        error = {"code": event.ErrCodeExt or event.ErrCode, "message": event.Message}
+    elif failed_subtasks:
+        error = {"subtasks": failed_subtasks}
+    sid = raw.get("SessionId") if isinstance(raw.get("SessionId"), str) and raw.get("SessionId") else note.SessionId
+    context = raw.get("SessionContext") if isinstance(raw.get("SessionContext"), str) else note.SessionContext
+    file_id = raw.get("FileId")
+    if not isinstance(file_id, str) and isinstance(event.Input, dict):
+        file_id = event.Input.get("FileId")
+    obj = source_object(context, None)
+    if obj is None and isinstance(file_id, str) and file_id:
+        obj = {"storage": "vod", "bucket": None, "key": file_id}
+    return NormalizedCallback(event_type=event_type, task_id=event.TaskId, status=event.Status,
+                              failed=task_failed or bool(failed_subtasks), error=error, session_id=sid or None,
+                              source_object=obj, outputs=list(dict.fromkeys(outputs)))
 
 
 def _normalize_batch(note: Any, raw_event: Any) -> NormalizedCallback:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .safejson import JsonError, loads
 from .uploads import UploadedObject
+from .vod import VodFile
 
 SESSION_ID_PREFIX = "mt1-"
 _SESSION_ID = re.compile(r"^mt1-[0-9a-f]{40}$")
@@ -76,6 +77,37 @@ def session_context(obj: UploadedObject, route: str, sid: str | None = None, gen
         if over <= 0:
             return text
         key = key[: len(key) - max(1, over // 6)]
+
+
+def vod_session_id(file: VodFile, generation: int = 0) -> str:
+    """Deterministic SessionId (``mt1-`` + 40 hex) of a VOD file: its application (``SubAppId``) and ``FileId``,
+    plus the reprocess ``generation`` as :func:`session_id`. A FileId names one upload for good, so NewFileUpload
+    delivered again (push retried, a pulled event not confirmed in time) gives the same id, and VOD's
+    ProcessMediaByProcedure (7 days) or MPS's ProcessMedia (3 days) refuses the repeat. Raises ValueError for a
+    negative generation."""
+    if generation < 0:
+        raise ValueError(f"generation must be 0 or more, got {generation}")
+    parts = ["vod", "" if file.sub_app_id is None else str(file.sub_app_id), file.file_id]
+    if generation:
+        parts.append(f"g{generation}")
+    return SESSION_ID_PREFIX + hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def vod_session_context(file: VodFile, route: str, sid: str | None = None) -> str:
+    """The SessionContext of a VOD file's request (≤ 1000 UTF-8 bytes), read back by :func:`read_session_context`:
+    ``{"v":1,"src":"vod","b":"<SubAppId or ''>","k":"<FileId>","r":"<route>","n":"<file name, cut to fit>"}``,
+    plus ``"s": sid`` for a request without a SessionId parameter (ProcessMediaByMPS)."""
+    doc: dict[str, Any] = {"v": 1, "src": "vod", "b": "" if file.sub_app_id is None else str(file.sub_app_id),
+                           "k": file.file_id[:128], "r": route}
+    if sid:
+        doc["s"] = sid
+    name = file.name
+    while True:
+        text = _compact({**doc, "n": name} if name else doc)
+        over = len(text.encode("utf-8")) - SESSION_CONTEXT_LIMIT
+        if over <= 0:
+            return text
+        name = name[: len(name) - max(1, over // 6)]
 
 
 def _compact(doc: dict[str, Any]) -> str:

@@ -1,0 +1,235 @@
+"""The vod function (functions/vod/app.py) against the local VOD emulator over HTTP and a moto archive bucket.
+
+Push (normal callback through a function URL) and pull (a scheduled poller: PullEvents → archive → submit →
+ConfirmEvents): each uploaded file submitted exactly once under redelivery, files whose upload started a task flow
+skipped, every event archived; a poller killed between its archive write and ConfirmEvents loses nothing and starts
+no second task; bad events fail alone and are never confirmed; every VOD request the emulator saw was signed for
+``vod``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mps_triggers import storage, vod_job
+from mpslocal.runner import FunctionUrlServer
+from mpslocal.vod_emulator import VodEmulator
+
+from .conftest import Reader, load_app, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+SUB = 1500000001
+SECRET_ID, SECRET_KEY = "AKIDvodTEST", "vod-test-secret-key"
+ROUTES = [{"name": "flows", "types": ["mp4", "mov"], "procedure": "hls-720p"},
+          {"name": "erase", "name_prefix": "erase/", "mps_params": {"AiAnalysisTask": {"Definition": 25}}}]
+
+
+@pytest.fixture
+def vod():
+    with VodEmulator(SECRET_ID, SECRET_KEY, sub_app_ids=(SUB,), complete_after=0.1, pull_wait=0.2) as emu:
+        yield emu
+
+
+@pytest.fixture
+def vod_env(stack, vod, monkeypatch):
+    """Configure functions/vod/app.py against ``vod`` and a fresh moto bucket; returns (app, reader, env)."""
+    def apply(**extra):
+        for k in list(os.environ):
+            if k.startswith(("MPS_", "TENCENTCLOUD_", "ARCHIVE_", "CALLBACK_", "VOD_")):
+                monkeypatch.delenv(k)
+        bucket = f"vod-{uuid.uuid4().hex[:10]}"
+        stack.boto3("s3").create_bucket(Bucket=bucket)
+        env = {"AWS_ENDPOINT_URL": stack.moto.url, "ARCHIVE_URI": f"s3://{bucket}/vod", "VOD_ENDPOINT": vod.url,
+               "VOD_SUB_APP_ID": str(SUB), "MPS_SECRET_ID": SECRET_ID, "MPS_SECRET_KEY": SECRET_KEY,
+               "VOD_ROUTES": json.dumps(ROUTES), "CALLBACK_TOKEN": "vod-token-1", "MPS_TIMEOUT": "3"}
+        env.update({k: v for k, v in extra.items() if v is not None})
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        vod_job.default_job.cache_clear()
+        storage._stores.clear()
+        return load_app("vod"), Reader(stack, bucket), env
+
+    yield apply
+    vod_job.default_job.cache_clear()
+    storage._stores.clear()
+
+
+def lines(reader: Reader) -> list[dict]:
+    return [ln for objs in reader.objects().values() for ln in objs]
+
+
+def ledger(reader: Reader) -> list[dict]:
+    return [ln for objs in reader.objects(ledger=True).values() for ln in objs]
+
+
+def procedure_tasks(vod: VodEmulator) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in vod.tasks:
+        if t["Api"] == "ProcessMediaByProcedure" and t["SessionId"]:  # ours: the upload's own flows have none
+            counts[t["FileId"]] = counts.get(t["FileId"], 0) + 1
+    return counts
+
+
+def timer() -> dict:
+    return {"Type": "Timer", "TriggerName": "vod-poll", "Time": "2026-11-22T10:00:00Z", "Message": "vod"}
+
+
+def scf_context(seconds: float = 60.0) -> dict:
+    return {"request_id": str(uuid.uuid4()), "function_name": "vod", "time_limit_in_ms": int(seconds * 1000)}
+
+
+def poll_until_empty(app, vod, rounds: int = 10) -> list[dict]:
+    out = []
+    for _ in range(rounds):
+        out.append(app.handler(timer(), scf_context()))
+        if vod.pending(SUB) == 0:
+            break
+        time.sleep(0.3)
+    return out
+
+
+def test_push_submits_each_file_once_skips_started_flows_and_archives_every_event(vod_env, vod):
+    app, reader, _ = vod_env(VOD_SIGN_KEY="vodSignKey42")
+    server = FunctionUrlServer(app.handler, name="vod")
+    try:
+        vod.configure(SUB, "PUSH", f"{server.url}?token=vod-token-1&sub_app_id={SUB}", "vodSignKey42")
+        routed = [vod.upload(f"movie-{i}.mp4", SUB) for i in range(3)]
+        started = vod.upload("already.mp4", SUB, procedure="hls-720p")  # the upload signature named a task flow
+        other = vod.upload("notes.txt", SUB)  # no route
+        assert wait_for(lambda: len([p for p in vod.pushes if p.status == 200]) >= 3 + 1 + 1 + 3 + 1)
+        # VOD pushes each NewFileUpload again (a retry after a lost answer): absorbed by the SessionId and line id
+        for p in [p for p in vod.pushes if p.event_type == "NewFileUpload" and p.status == 200]:
+            vod.emit(SUB, {k: v for k, v in p.body.items() if k not in ("T", "Sign")})  # signed anew
+        assert wait_for(lambda: len({ln["id"] for ln in lines(reader)}) == 9 and len(ledger(reader)) == 6)
+    finally:
+        server.stop()
+    assert procedure_tasks(vod) == {f: 1 for f in routed}
+    assert started not in procedure_tasks(vod) and other not in procedure_tasks(vod)
+    archived = lines(reader)
+    assert {ln["event_type"] for ln in archived} == {"NewFileUpload", "ProcedureStateChanged"}
+    finished = [ln for ln in archived if ln["event_type"] == "ProcedureStateChanged"]
+    assert {ln["object"]["key"] for ln in finished} >= set(routed) and all(ln["status"] == "FINISH" for ln in finished)
+    assert all(ln["object"]["route"] == "flows" for ln in finished if ln["session_id"])
+    assert all("T" in ln["payload"] and "Sign" in ln["payload"] for ln in archived)  # kept, but outside the id
+    results = sorted(ln["result"] for ln in ledger(reader))
+    assert results == ["duplicate"] * 3 + ["submitted"] * 3
+    assert all(ln["api"] == "ProcessMediaByProcedure" and ln["origin"] == "vod" for ln in ledger(reader))
+    vod_requests = [r for r in vod.requests if r.action == "ProcessMediaByProcedure"]
+    assert vod_requests and all(r.signed for r in vod_requests)
+    assert [r.verdict for r in vod_requests].count("accepted") == 3
+
+
+def test_push_authenticates_by_token_and_sign(vod_env, vod):
+    app, reader, _ = vod_env(VOD_SIGN_KEY="vodSignKey42")
+    body = {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "MediaBasicInfo": {"Name": "a.mp4"}}}
+    server = FunctionUrlServer(app.handler, name="vod")
+    try:
+        import httpx
+
+        t = int(time.time()) + 600
+        import hashlib
+        good = {**body, "T": t, "Sign": hashlib.md5(f"vodSignKey42{t}".encode()).hexdigest()}
+        assert httpx.post(f"{server.url}?token=wrong", json=good).status_code == 401
+        assert httpx.post(f"{server.url}?token=vod-token-1", json={**good, "Sign": "0" * 32}).status_code == 401
+        expired = {**body, "T": 1700000000, "Sign": hashlib.md5(b"vodSignKey421700000000").hexdigest()}
+        assert httpx.post(f"{server.url}?token=vod-token-1", json=expired).status_code == 401
+    finally:
+        server.stop()
+    assert lines(reader) == [] and vod.tasks == []
+
+
+def test_poller_killed_between_archive_and_confirm_loses_nothing_and_submits_once(vod_env, vod):
+    app, reader, env = vod_env()
+    vod.configure(SUB, "PULL")
+    vod.visibility = 1.0
+    routed = [vod.upload(f"clip-{i}.mov", SUB) for i in range(3)]
+    started = vod.upload("signed-upload.mp4", SUB, procedure="hls-720p")
+    assert wait_for(lambda: vod.pending(SUB) == 5)  # 4 uploads, and the started flow's ProcedureStateChanged
+    vod.confirm_hold.set()  # ConfirmEvents will hang: the poller is killed while it waits
+    vod.confirm_arrived.clear()
+    code = ("import importlib.util as u; s = u.spec_from_file_location('app', 'functions/vod/app.py'); "
+            "m = u.module_from_spec(s); s.loader.exec_module(m); "
+            "m.handler({'Type': 'Timer'}, {'request_id': 'killed', 'time_limit_in_ms': 120000})")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert vod.confirm_arrived.wait(60), "the poller never reached ConfirmEvents"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        vod.confirm_hold.clear()
+    assert procedure_tasks(vod) == {f: 1 for f in routed}  # submitted before the kill
+    before = {ln["id"] for ln in lines(reader)}
+    assert len(before) == 5  # archived before the kill
+    assert wait_for(lambda: vod.pending(SUB) == 5 + 3)  # nothing was confirmed; our 3 flows finished meanwhile
+    time.sleep(1.2)  # the events become visible again
+    poll_until_empty(app, vod)
+    assert wait_for(lambda: (poll_until_empty(app, vod, 2), vod.pending(SUB) == 0 and
+                             len({ln["id"] for ln in lines(reader)}) == 8)[1], timeout=20)
+    assert procedure_tasks(vod) == {f: 1 for f in routed}  # the redelivered events started no second task
+    assert started not in procedure_tasks(vod)
+    ids = [ln["id"] for ln in lines(reader)]
+    assert set(ids) >= before and len(set(ids)) == 8  # 5 events + 3 ProcedureStateChanged of our flows
+    results = [ln["result"] for ln in ledger(reader)]
+    assert results.count("submitted") == 3 and results.count("duplicate") == 3
+    assert all(r.signed for r in vod.requests)
+
+
+def test_bad_events_fail_alone_and_are_never_confirmed(vod_env, vod):
+    app, reader, _ = vod_env()
+    vod.configure(SUB, "PULL")
+    vod.visibility = 60.0
+    good = vod.upload("fine.mp4", SUB)
+    vod.emit(SUB, {"EventType": "NewFileUpload", "FileUploadEvent": {"MediaBasicInfo": {"Name": "nofile.mp4"}}})
+    vod.emit(SUB, {"EventType": "SomethingNew", "SomethingNewEvent": {"X": 1}})
+    report = app.handler(timer(), scf_context())
+    assert report["failed"] == 2 and report["confirmed"] == report["pulled"] - 2
+    assert procedure_tasks(vod) == {good: 1}
+    assert wait_for(lambda: (app.handler(timer(), scf_context()), vod.pending(SUB) == 2)[1])  # the bad ones stay
+    kept = {ln["event_type"]: ln for ln in lines(reader)}
+    assert set(kept) == {"NewFileUpload", "SomethingNew", "ProcedureStateChanged"}  # bad ones archived all the same
+    assert sum(ln["event_type"] == "NewFileUpload" for ln in lines(reader)) == 2
+    assert kept["SomethingNew"]["payload"] == {"EventType": "SomethingNew", "SomethingNewEvent": {"X": 1}}
+
+
+def test_malformed_pull_answer_fails_the_poll_and_confirms_nothing(vod_env, vod):
+    app, reader, _ = vod_env()
+    vod.configure(SUB, "PULL")
+    vod.upload("fine.mp4", SUB)
+    vod.answer_next("PullEvents", {"EventSet": {"not": "a list"}})
+    report = app.handler(timer(), scf_context())
+    assert report["failed"] == 1 and report["confirmed"] == 0 and report["pulled"] == 0
+    assert vod.pending(SUB) == 1 and vod.tasks == [] and lines(reader) == []
+
+
+def test_the_sample_events_reach_the_function(vod_env, vod):
+    """events/: the pushed NewFileUpload (signed again: its T has passed) through the handler, then a poll from the
+    Scheduler's and the SCF timer's event."""
+    import hashlib
+
+    from .conftest import load_event
+
+    app, reader, _ = vod_env(VOD_SIGN_KEY="events-vod-sign-key", CALLBACK_TOKEN="events-callback-token")
+    event = load_event("vod_furl_new_file_upload.json")
+    body = json.loads(event["body"])
+    vod.add_file(body["FileUploadEvent"]["FileId"], "x.mp4", SUB)  # VOD has the file
+    body["T"] = int(time.time()) + 600
+    body["Sign"] = hashlib.md5(f"events-vod-sign-key{body['T']}".encode()).hexdigest()
+    event["body"] = json.dumps(body, ensure_ascii=False)
+    answer = app.handler(event, scf_context())
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["result"] == "submitted"
+    assert procedure_tasks(vod) == {body["FileUploadEvent"]["FileId"]: 1}
+    vod.configure(SUB, "PULL")
+    vod.upload("next.mov", SUB)
+    for name in ("scheduler_vod.json", "scf_timer_vod.json"):
+        summary = app.handler(load_event(name), scf_context())
+        assert summary["failed"] == 0 and summary["confirmed"] == summary["pulled"]
+    assert vod.pending(SUB) == 0 and len(procedure_tasks(vod)) == 2
