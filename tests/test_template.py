@@ -72,7 +72,8 @@ def test_alarms_watch_each_dlq_and_each_function_and_notify_the_optional_topic(c
                       if a["MetricName"] == "ApproximateNumberOfMessagesVisible"}
     assert watched_queues == {"UploadDLQ", "CallbackDLQ"}
     watched_functions = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms.values() if a["MetricName"] == "Errors"}
-    assert watched_functions == {"SubmitFunction", "ArchiveFunction", "CompactFunction"}
+    assert watched_functions == {"SubmitFunction", "ArchiveFunction", "CompactFunction", "VodCallbackFunction",
+                                 "VodPollerFunction"}
     for a in alarms.values():
         assert a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold"
         assert a["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
@@ -293,7 +294,7 @@ def resolved(cfn: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
 def test_function_environment_uses_documented_variables():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     resources = sam_template()["Resources"]
-    for fn in ("SubmitFunction", "ArchiveFunction", "CompactFunction"):
+    for fn in ("SubmitFunction", "ArchiveFunction", "CompactFunction", "VodCallbackFunction", "VodPollerFunction"):
         for name in resources[fn]["Properties"]["Environment"]["Variables"]:
             assert f"`{name}`" in readme, f"{fn}: {name} is not documented in the README"
 
@@ -407,7 +408,8 @@ def test_layer_requirements_are_pinned_and_runtime_only():
 
 def test_compact_function_runs_hourly_with_list_get_put_delete_under_the_archive_partitions_only(cfn):
     res = cfn["Resources"]
-    [schedule] = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    [schedule] = [r for r in res.values() if r["Type"] == "AWS::Scheduler::Schedule"
+                  and "CompactFunction" in json.dumps(r["Properties"]["Target"])]
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == "cron(10 * * * ? *)" and props["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert props["Target"]["Arn"] == {"Fn::GetAtt": ["CompactFunction", "Arn"]}
@@ -499,3 +501,27 @@ def test_sam_validate_lint_passes():
     out = subprocess.run([str(sam_cli()), "validate", "--lint", "--template", str(TEMPLATE)], capture_output=True,
                          text=True, timeout=300, env=env, cwd=ROOT)
     assert out.returncode == 0 and "is a valid SAM Template" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_vod_functions_exist_only_in_their_mode_push_behind_a_url_pull_one_at_a_time_every_minute(cfn):
+    off = resolved(cfn, {})["Resources"]
+    assert not {n for n in off if n.startswith("Vod")}
+    push = resolved(cfn, {"VodMode": "Push"})
+    assert "VodCallbackFunction" in push["Resources"] and "VodPollerFunction" not in push["Resources"]
+    assert push["Outputs"]["VodCallbackUrl"]["Value"] == {"Fn::GetAtt": ["VodCallbackFunctionUrl", "FunctionUrl"]}
+    pull = resolved(cfn, {"VodMode": "Pull"})["Resources"]
+    assert "VodPollerFunction" in pull and "VodCallbackFunction" not in pull
+    poller = pull["VodPollerFunction"]["Properties"]
+    assert poller["ReservedConcurrentExecutions"] == 1
+    [rule] = [r["Properties"] for r in pull.values() if r["Type"] == "AWS::Scheduler::Schedule"
+              and "VodPollerFunction" in json.dumps(r)]
+    assert rule["ScheduleExpression"] == "rate(1 minute)"
+    env = poller["Environment"]["Variables"]
+    assert {"ARCHIVE_URI", "VOD_ENDPOINT", "VOD_SUB_APP_ID", "VOD_ROUTES", "MPS_CREDENTIALS_SECRET_ARN"} <= set(env)
+    # the handler the template names reads a Scheduler invocation as a poll (events/scheduler_vod.json)
+    assert json.loads(rule["Target"]["Input"]) == json.loads((ROOT / "events/scheduler_vod.json").read_text())
+    statements = [st for pol in pull["VodPollerFunctionRole"]["Properties"]["Policies"]
+                  for st in pol["PolicyDocument"]["Statement"]]
+    writes = [st for st in statements if "s3:PutObject" in json.dumps(st["Action"])]
+    assert all("/claims/" in json.dumps(st["Resource"]) or "/event_type=" in json.dumps(st["Resource"])
+               for st in writes)

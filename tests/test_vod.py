@@ -27,14 +27,15 @@ from .conftest import Reader, load_app, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SUB = 1500000001
-SECRET_ID, SECRET_KEY = "AKIDvodTEST", "vod-test-secret-key"
 ROUTES = [{"name": "flows", "types": ["mp4", "mov"], "procedure": "hls-720p"},
           {"name": "erase", "name_prefix": "erase/", "mps_params": {"AiAnalysisTask": {"Definition": 25}}}]
 
 
 @pytest.fixture
-def vod():
-    with VodEmulator(SECRET_ID, SECRET_KEY, sub_app_ids=(SUB,), complete_after=0.1, pull_wait=0.2) as emu:
+def vod(stack):
+    """A VOD application (the emulator) that knows the same Tencent Cloud key as the stack's MPS emulator."""
+    secret_id, (secret_key, _) = next(iter(stack.mps.credentials.items()))
+    with VodEmulator(secret_id, secret_key, sub_app_ids=(SUB,), complete_after=0.1, pull_wait=0.2) as emu:
         yield emu
 
 
@@ -47,8 +48,10 @@ def vod_env(stack, vod, monkeypatch):
                 monkeypatch.delenv(k)
         bucket = f"vod-{uuid.uuid4().hex[:10]}"
         stack.boto3("s3").create_bucket(Bucket=bucket)
+        secret_id, (secret_key, _) = next(iter(vod.credentials.items()))
         env = {"AWS_ENDPOINT_URL": stack.moto.url, "ARCHIVE_URI": f"s3://{bucket}/vod", "VOD_ENDPOINT": vod.url,
-               "VOD_SUB_APP_ID": str(SUB), "MPS_SECRET_ID": SECRET_ID, "MPS_SECRET_KEY": SECRET_KEY,
+               "MPS_ENDPOINT": stack.mps.url, "VOD_SUB_APP_ID": str(SUB), "MPS_SECRET_ID": secret_id,
+               "MPS_SECRET_KEY": secret_key,
                "VOD_ROUTES": json.dumps(ROUTES), "CALLBACK_TOKEN": "vod-token-1", "MPS_TIMEOUT": "3"}
         env.update({k: v for k, v in extra.items() if v is not None})
         for k, v in env.items():
@@ -233,3 +236,37 @@ def test_the_sample_events_reach_the_function(vod_env, vod):
         summary = app.handler(load_event(name), scf_context())
         assert summary["failed"] == 0 and summary["confirmed"] == summary["pulled"]
     assert vod.pending(SUB) == 0 and len(procedure_tasks(vod)) == 2
+
+
+def test_mps_routes_process_the_vod_file_once_by_session_id_or_by_claim(vod_env, vod, mps):
+    """A ``schedule_id`` route calls MPS ProcessMedia with the VOD file as input (SessionId); an ``mps_params`` route
+    calls VOD's ProcessMediaByMPS, which has no SessionId: the claim under ARCHIVE_URI keeps a redelivery from
+    starting a second task."""
+    routes = [{"name": "mps", "types": ["mxf"], "schedule_id": 20001},
+              {"name": "erase", "name_prefix": "erase/", "mps_params": {"AiAnalysisTask": {"Definition": 25}}}]
+    app, reader, _ = vod_env(VOD_ROUTES=json.dumps(routes), MPS_NOTIFY_URL="https://archive.example/cb")
+    vod.configure(SUB, "PULL")
+    vod.visibility = 0.5
+    to_mps = vod.upload("master.mxf", SUB)
+    to_erase = vod.upload("erase/logo.mp4", SUB)
+    app.handler(timer(), scf_context())
+    assert vod.pushes == []  # nothing is pushed in PULL mode
+    # VOD delivers both NewFileUpload events again (their confirmation was lost): re-emitted as new events
+    for file_id, name in ((to_mps, "master.mxf"), (to_erase, "erase/logo.mp4")):
+        vod.emit(SUB, {"EventType": "NewFileUpload", "FileUploadEvent": {
+            "FileId": file_id, "ProcedureTaskId": "", "MediaBasicInfo": {"Name": name, "Type": name[-3:]}}})
+    assert wait_for(lambda: (app.handler(timer(), scf_context()), vod.pending(SUB) == 0)[1], timeout=20)
+    [task] = mps.tasks
+    assert task.body["InputInfo"] == {"Type": "VOD", "VODInputInfo": {"FileId": to_mps, "VodBasic": 1,
+                                                                     "SubAppId": SUB}}
+    assert task.body["ScheduleId"] == 20001 and task.session_id.startswith("mt1-")
+    assert task.body["TaskNotifyConfig"]["NotifyUrl"] == "https://archive.example/cb"
+    erased = [t for t in vod.tasks if t["Api"] == "ProcessMediaByMPS"]
+    assert [t["FileId"] for t in erased] == [to_erase]
+    by_api = {}
+    for ln in ledger(reader):
+        by_api.setdefault(ln["api"], []).append(ln["result"])
+    assert sorted(by_api["ProcessMedia"]) == ["duplicate", "submitted"]
+    assert sorted(by_api["ProcessMediaByMPS"]) == ["duplicate", "submitted"]
+    done = [ln for ln in lines(reader) if ln["event_type"] == "ProcessMediaByMPSComplete"]
+    assert [ln["task_id"] for ln in done] == [erased[0]["TaskId"]]

@@ -8,7 +8,8 @@ What it checks, as MPS does (ProcessMedia API 2019-06-12, API 3.0 "Signature v3"
   wrong or missing ``X-TC-Token`` for temporary keys → ``AuthFailure.TokenFailure``.
 - The body against the API's shape: every field must exist in the official SDK's ``ProcessMediaRequest`` model
   (``UnknownParameter``), plus the documented value rules (types, enums, ``/`` in ``Object`` and ``OutputDir``,
-  required sub-objects, ``SessionId`` ≤ 50, ``SessionContext`` ≤ 1000, ``TasksPriority`` in [-10, 10]), and the
+  required sub-objects, ``SessionId`` ≤ 50, ``SessionContext`` ≤ 1000, ``TasksPriority`` in [-10, 10]; a VOD input
+  names its file by ``VODInputInfo.FileId`` with ``VodBasic`` 1, else by ``Bucket``/``Region``/``Object``), and the
   documented limits on combinations, with its own table: AWS-SQS callbacks only for AWS-S3 inputs of the queue's
   region, ``TaskType=Offline`` and AWS-S3 inputs only with transcoding, S3 inputs only from the documented regions,
   S3 outputs only in the input's region.
@@ -667,6 +668,13 @@ def validate_process_media(params: dict[str, Any]) -> None:
             _typed(s3, f, str, "InputInfo.S3InputInfo.", required=True)
         for f in ("S3SecretId", "S3SecretKey"):
             _typed(s3, f, str, "InputInfo.S3InputInfo.")
+    elif kind == "VOD":  # VODInputInfo: a VOD standard-edition file by FileId (VodBasic 1), else Bucket/Region/Object
+        vod = _typed(info, "VODInputInfo", dict, "InputInfo.", required=True)
+        basic = _typed(vod, "VodBasic", int, "InputInfo.VODInputInfo.")
+        _need(basic in (None, 0, 1), "InvalidParameterValue", "InputInfo.VODInputInfo.VodBasic must be 0 or 1")
+        _typed(vod, "SubAppId", int, "InputInfo.VODInputInfo.")
+        for f in (("FileId",) if basic == 1 else ("Bucket", "Region", "Object")):
+            _typed(vod, f, str, "InputInfo.VODInputInfo.", required=True)
     elif kind == "URL":
         _typed(_typed(info, "UrlInputInfo", dict, "InputInfo.", required=True), "Url", str, "InputInfo.UrlInputInfo.",
                required=True)
