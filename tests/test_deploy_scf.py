@@ -16,7 +16,7 @@ from mpslocal.tencent_cloud import TencentCloudApi
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "deploy" / "scf" / "config.example.toml"
 PACKAGES = ("mps-triggers-core-layer.zip", "mps-triggers-submit.zip", "mps-triggers-archive.zip",
-            "mps-triggers-compact.zip")
+            "mps-triggers-compact.zip", "mps-triggers-vod.zip")
 NOTIFY_KEY, TOKEN = "deploy-test-notify-key", "deploy test token +/="
 
 
@@ -74,10 +74,11 @@ def test_one_run_deploys_everything_a_dry_run_plans_the_same_writes_and_a_second
     assert code == 0 and done["writes"] == plan["writes"]  # exactly the planned writes, in order
     sent = [(s, a) for s, a, _ in api.mutations()]
     assert sent == [w for w in writes_of(done) if w[0] != "cos"]
-    assert [a for _, a in writes_of(done)].count("CreateFunction") == 3
+    assert [a for _, a in writes_of(done)].count("CreateFunction") == 4
     state = api.state
-    assert set(state.roles) == {"mps-triggers-submit", "mps-triggers-archive", "mps-triggers-compact"}
-    assert all(len(ids) == 1 for ids in state.attached.values()) and len(state.attached) == 3
+    assert set(state.roles) == {"mps-triggers-submit", "mps-triggers-archive", "mps-triggers-compact",
+                                "mps-triggers-vod"}
+    assert all(len(ids) == 1 for ids in state.attached.values()) and len(state.attached) == 4
     submit = state.functions["default/mps-triggers-submit"]
     archive = state.functions["default/mps-triggers-archive"]
     [url_trigger] = archive["triggers"].values()
@@ -91,6 +92,11 @@ def test_one_run_deploys_everything_a_dry_run_plans_the_same_writes_and_a_second
     assert cos_trigger["TriggerName"] == "media-1250000000.cos.ap-guangzhou.myqcloud.com"
     assert json.loads(cos_trigger["TriggerDesc"])["filter"]["Prefix"] == "uploads/"
     assert "MPS trigger" in " ".join(done["console_steps"])
+    vod = state.functions["default/mps-triggers-vod"]  # [vod] mode = "pull": a timer, one instance at a time
+    [timer] = vod["triggers"].values()
+    assert timer["Type"] == "timer" and vod["reserved_mem"] == vod["MemorySize"]
+    vod_env = {v["Key"]: v["Value"] for v in vod["Environment"]["Variables"]}
+    assert vod_env["MPS_NOTIFY_URL"] == url and vod_env["VOD_SUB_APP_ID"] == "1500000001"
     # again: nothing to do
     before = len(api.mutations())
     code, again, _ = run(capsys=capsys)
@@ -112,7 +118,7 @@ def test_one_changed_value_updates_one_function_and_a_new_layer_updates_every_fu
     code, doc, _ = run(capsys=capsys)
     actions = writes_of(doc)
     assert code == 0 and actions[:2] == [("cos", "PutObject"), ("scf", "PublishLayerVersion")]
-    assert actions.count(("scf", "UpdateFunctionConfiguration")) == 3 and ("scf", "UpdateFunctionCode") in actions
+    assert actions.count(("scf", "UpdateFunctionConfiguration")) == 4 and ("scf", "UpdateFunctionCode") in actions
     assert all(f["Layers"] == [{"LayerName": "mps-triggers-core", "LayerVersion": 2}]
                for f in api.state.functions.values())
 

@@ -112,7 +112,8 @@ def test_the_payloads_cover_the_whole_deployment():
         ("scf", "CreateFunction"), ("scf", "CreateTrigger"), ("scf", "PutReservedConcurrencyConfig")}
 
 
-@pytest.mark.parametrize("name", ["scf-CreateFunction-submit.json", "scf-CreateFunction-archive.json"])
+@pytest.mark.parametrize("name", ["scf-CreateFunction-submit.json", "scf-CreateFunction-archive.json",
+                                  "scf-CreateFunction-vod.json"])
 def test_functions_use_documented_values(name):
     request = payload(name)
     assert request["Runtime"] == scf_package.SCF_RUNTIME and request["Runtime"] in documented_runtimes()
@@ -133,7 +134,8 @@ def test_functions_use_documented_values(name):
     assert layer["Content"]["CosObjectName"].endswith("/mps-triggers-core-layer.zip")
 
 
-@pytest.mark.parametrize("name", ["scf-CreateFunction-submit.json", "scf-CreateFunction-archive.json"])
+@pytest.mark.parametrize("name", ["scf-CreateFunction-submit.json", "scf-CreateFunction-archive.json",
+                                  "scf-CreateFunction-vod.json"])
 def test_environment_fits_scf_and_holds_no_api_key(name):
     variables = payload(name)["Environment"]["Variables"]
     assert all(v["Key"] and v["Value"] for v in variables)
@@ -305,7 +307,8 @@ def component_requests(inst: dict[str, Any]) -> tuple[dict[str, Any], list[dict[
 
 @pytest.mark.parametrize("fn, trigger_file", [("submit", "scf-CreateTrigger-submit-cos.json"),
                                               ("archive", "scf-CreateTrigger-archive-url.json"),
-                                              ("compact", "scf-CreateTrigger-compact-timer.json")])
+                                              ("compact", "scf-CreateTrigger-compact-timer.json"),
+                                              ("vod", "scf-CreateTrigger-vod-timer.json")])
 def test_serverless_yml_deploys_the_same_function_and_triggers_as_the_tccli_payloads(fn, trigger_file):
     inst = instance(fn)
     assert inst["component"] == "scf" and inst["inputs"]["src"] == f"../../../build/scf/{fn}"
@@ -359,3 +362,24 @@ def test_compaction_runs_hourly_with_list_read_write_delete_in_the_archive_parti
     timer = payload("scf-CreateTrigger-compact-timer.json")
     assert timer["Type"] == "timer" and timer["TriggerDesc"].split()[1:3] == ["10", "*"]  # minute 10 of every hour
     assert function["Timeout"] == 900 and "compact" in scf_package.FUNCTIONS
+
+
+def test_vod_poller_runs_every_minute_one_at_a_time_with_only_the_calls_and_writes_it_makes():
+    from mps_triggers.config import load_vod_settings
+
+    function, timer = payload("scf-CreateFunction-vod.json"), payload("scf-CreateTrigger-vod-timer.json")
+    assert timer["Type"] == "timer" and timer["TriggerDesc"] == "0 */1 * * * * *"
+    reserved = payload("scf-PutReservedConcurrencyConfig-vod.json")
+    assert reserved["ReservedConcurrencyMem"] == function["MemorySize"]  # one instance
+    settings = load_vod_settings({**env_of(function), **ROLE_KEYS})
+    assert settings.vod_sub_app_id == 1500000001 and settings.vod_routes[0].procedure == "hls-720p"
+    assert function["Timeout"] >= 60  # a poll takes up to 15 s of reserve plus its long polls
+    statements = json.loads(payload("cam-CreatePolicy-vod.json")["PolicyDocument"])["statement"]
+    actions = {a for st in statements for a in st["action"]}
+    assert actions == {"vod:PullEvents", "vod:ConfirmEvents", "vod:ProcessMediaByProcedure", "vod:ProcessMediaByMPS",
+                       "mps:ProcessMedia", "cos:PutObject", "cos:GetObject"}
+    location = settings.location
+    for st in statements:
+        if any(a.startswith("cos:") for a in st["action"]):
+            assert all(r.split(":", 5)[-1].startswith(f"{location.bucket}/{location.prefix.strip('/')}/")
+                       and ("/event_type=" in r or "/claims/" in r) for r in st["resource"])

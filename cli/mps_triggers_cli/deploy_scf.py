@@ -5,7 +5,9 @@ the appid, the buckets, the functions' settings and environment. One run:
 
 1. CAM: one execution role per function (trust: ``scf.qcloud.com``) and one least-privilege policy each (submit:
    ``mps:ProcessMedia``; archive: ``cos:PutObject`` under the archive prefix; compact: list the archive's
-   partitions, read, write and delete in them), attached. A changed policy gets a new default version.
+   partitions, read, write and delete in them; vod: VOD's PullEvents, ConfirmEvents, ProcessMediaByProcedure,
+   ProcessMediaByMPS and MPS's ProcessMedia, ``cos:PutObject`` in the archive's partitions and its claims), attached.
+   A changed policy gets a new default version.
 2. The layer (``mps-triggers-core``): published only when the package's sha256 is not the description of an
    existing version; its zip goes to the packages bucket first (COS ``PutObject``, skipped when the
    content-addressed object is already there).
@@ -17,6 +19,9 @@ the appid, the buckets, the functions' settings and environment. One run:
 4. The submit function's COS trigger (prefix/suffix filter), its reserved concurrency (the counterpart of SAM's
    ``MaximumConcurrency``), its async retries and message age (``UpdateFunctionEventInvokeConfig``) and, when
    named, its dead-letter queue.
+   With a ``[vod]`` section, the vod function last (its ``MPS_NOTIFY_URL`` is the archive's URL too): ``mode =
+   "pull"`` gives it a timer trigger (every minute) and a reserved concurrency of one instance, so one poller runs
+   at a time; ``mode = "push"`` a function URL trigger of its own, the VOD application's NotificationUrl.
 5. The MPS trigger has no API (CreateTrigger's types are cos, cls, timer, ckafka and http): the run ends with the
    console step.
 
@@ -42,7 +47,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -50,7 +55,7 @@ from .common import UsageError, note
 
 DEFAULT_CONFIG = "deploy/scf/config.toml"
 RUNTIME = "Python3.10"
-SECRET_VARIABLES = frozenset({"MPS_NOTIFY_KEY", "CALLBACK_TOKEN", "WEBHOOK_URL"})
+SECRET_VARIABLES = frozenset({"MPS_NOTIFY_KEY", "CALLBACK_TOKEN", "WEBHOOK_URL", "VOD_SIGN_KEY"})
 """Environment variables whose values a printed plan shows as ``***``."""
 TRUST = {"version": "2.0", "statement": [{"action": "name/sts:AssumeRole", "effect": "allow",
                                           "principal": {"service": ["scf.qcloud.com"]}}]}
@@ -64,13 +69,18 @@ DESCRIPTIONS = {
     "archive": "Archive job of mps triggers, keeps every MPS task callback as a JSON line in COS.",
     "compact": "Compaction of mps triggers, each closed hour partition of the COS archive becomes one gzip JSON "
                "lines object, hourly.",
+    "vod": "VOD job of mps triggers, archives every VOD event and starts each uploaded file processing once.",
 }
 ROLE_DESCRIPTIONS = {
     "submit": "Execution role of the mps triggers submit function, may call MPS ProcessMedia only.",
     "archive": "Execution role of the mps triggers archive function, may put objects under the archive prefix only.",
     "compact": "Execution role of the mps triggers compaction function: list the archive's partitions, read, write "
                "and delete objects in them only.",
+    "vod": "Execution role of the mps triggers vod function: pull and confirm VOD events, start VOD and MPS tasks, "
+           "write the archive's partitions and claims only.",
 }
+VOD_ACTIONS = ["vod:PullEvents", "vod:ConfirmEvents", "vod:ProcessMediaByProcedure", "vod:ProcessMediaByMPS",
+               "mps:ProcessMedia"]
 MPS_TRIGGER_STEP = ("MPS trigger (tasks MPS starts itself call back there; no API exists for it): console, function "
                     "{archive} -> Triggers -> Create -> MPS trigger -> event type WorkflowTask, then EditMediaTask; "
                     "authorize SCF_QcsRole/MPS_QcsRole when asked. One function per event type per account.")
@@ -125,6 +135,24 @@ class CompactSettings(FunctionSettings):
     lookback_hours: int = Field(48, ge=1)
 
 
+class VodSettings(FunctionSettings):
+    """``[vod]``: the vod function (README "VOD"). ``mode`` ``pull`` (reliable callback: a timer every minute and
+    one instance at a time) or ``push`` (normal callback: a function URL); ``sign_key`` the application's event
+    SignKey (``env:NAME`` reads it from the environment)."""
+
+    memory_mb: int = Field(256, ge=64, le=3072)
+    timeout_s: int = Field(300, ge=30, le=900)
+    mode: Literal["pull", "push"] = "pull"
+    sub_app_id: int | None = Field(None, gt=0)
+    schedule: str = "0 */1 * * * * *"
+    sign_key: str = ""
+
+    @field_validator("sign_key")
+    @classmethod
+    def _resolve(cls, value: str) -> str:
+        return _secret(value) if value else value
+
+
 class PackageSettings(_Model):
     dir: str = "build/scf"
     cos_bucket: str = Field(pattern=r"^[a-z0-9-]{1,50}-\d{5,}$")
@@ -144,6 +172,7 @@ class ScfDeployConfig(_Model):
     submit: SubmitSettings
     archive: ArchiveSettings
     compact: CompactSettings = CompactSettings()
+    vod: VodSettings | None = None
 
     @field_validator("notify_key", "callback_token")
     @classmethod
@@ -155,6 +184,11 @@ class ScfDeployConfig(_Model):
 
     def function_name(self, job: str) -> str:
         return f"{self.name}-{job}"
+
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """The functions this config deploys: submit, archive, compact, and vod with a ``[vod]`` section."""
+        return ("submit", "archive", "compact", "vod") if self.vod is not None else ("submit", "archive", "compact")
 
     @property
     def layer_name(self) -> str:
@@ -201,6 +235,11 @@ def policy_document(config: ScfDeployConfig, job: str) -> dict[str, Any]:
         statements = [{"effect": "allow", "action": ["mps:ProcessMedia"], "resource": ["*"]}]
     elif job == "archive":
         statements = [{"effect": "allow", "action": ["cos:PutObject"], "resource": [f"{bucket}/{prefix}/*"]}]
+    elif job == "vod":  # the API calls, then lines and ledger in the partitions, ProcessMediaByMPS's claims
+        statements = [{"effect": "allow", "action": VOD_ACTIONS, "resource": ["*"]},
+                      {"effect": "allow", "action": ["cos:PutObject"],
+                       "resource": [f"{bucket}/{prefix}/event_type=*", f"{bucket}/{prefix}/claims/*"]},
+                      {"effect": "allow", "action": ["cos:GetObject"], "resource": [f"{bucket}/{prefix}/claims/*"]}]
     else:
         statements = [{"effect": "allow", "action": ["cos:GetBucket"], "resource": [f"{bucket}/*"],
                        "condition": {"string_like": {"cos:prefix": [f"{prefix}/", f"{prefix}/event_type=*"]}}},
@@ -219,6 +258,15 @@ def environment(config: ScfDeployConfig, job: str, notify_url: Any = None) -> di
     elif job == "archive":
         env = {"ARCHIVE_URI": config.archive_uri, "MPS_NOTIFY_KEY": config.notify_key,
                "CALLBACK_TOKEN": config.callback_token, **config.archive.environment}
+    elif job == "vod":
+        v = config.vod
+        assert v is not None
+        env = {**v.environment, "ARCHIVE_URI": config.archive_uri, "CALLBACK_TOKEN": config.callback_token,
+               "MPS_NOTIFY_URL": notify_url, "MPS_NOTIFY_KEY": config.notify_key}
+        if v.sub_app_id is not None:
+            env["VOD_SUB_APP_ID"] = str(v.sub_app_id)
+        if v.sign_key:
+            env["VOD_SIGN_KEY"] = v.sign_key
     else:
         env = {"ARCHIVE_URI": config.archive_uri, "COMPACT_GRACE_MINUTES": str(config.compact.grace_minutes),
                "COMPACT_LOOKBACK_HOURS": str(config.compact.lookback_hours), **config.compact.environment}
@@ -229,12 +277,14 @@ def check_environment(config: ScfDeployConfig) -> None:
     """Load each function's environment with the project's own configuration (SCF's role keys standing in for
     API keys), so a bad value fails here, naming the variable, not in every invocation after the deploy. Raises
     :class:`UsageError`."""
-    from mps_triggers.config import load_archive_settings, load_settings
+    from mps_triggers.config import load_archive_settings, load_settings, load_vod_settings
     from mps_triggers.exceptions import ConfigError
 
     role = {"TENCENTCLOUD_SECRETID": "AKIDdeploy", "TENCENTCLOUD_SECRETKEY": "deploy", "TENCENTCLOUD_SESSIONTOKEN": "t"}
-    for job, loader in (("submit", load_settings), ("archive", load_archive_settings),
-                        ("compact", load_archive_settings)):
+    loaders = {"submit": load_settings, "archive": load_archive_settings, "compact": load_archive_settings,
+               "vod": load_vod_settings}
+    for job in config.jobs:
+        loader = loaders[job]
         env = environment(config, job, config.manual_notify_url)
         empty = [k for k, v in env.items() if not v]
         if empty:
@@ -286,7 +336,8 @@ def function_request(config: ScfDeployConfig, job: str, layer_version: Any, noti
 
 
 def trigger_requests(config: ScfDeployConfig, job: str) -> list[dict[str, Any]]:
-    """The CreateTrigger requests of ``job``: submit's COS trigger, archive's function URL, compact's timer."""
+    """The CreateTrigger requests of ``job``: submit's COS trigger, archive's function URL, compact's timer, vod's
+    timer (pull) or function URL (push)."""
     base = {"FunctionName": config.function_name(job), "Namespace": config.namespace, "Qualifier": "$DEFAULT",
             "Enable": "OPEN"}
     if job == "submit":
@@ -294,10 +345,13 @@ def trigger_requests(config: ScfDeployConfig, job: str) -> list[dict[str, Any]]:
                                                              "Suffix": config.submit.suffix}}
         return [{**base, "Type": "cos", "TriggerName": f"{config.submit.input_bucket}.cos.{config.region}.myqcloud.com",
                  "TriggerDesc": json.dumps(desc, separators=(",", ":"))}]
-    if job == "archive":
+    if job == "archive" or (job == "vod" and config.vod is not None and config.vod.mode == "push"):
         desc = {"AuthType": "NONE", "NetConfig": {"EnableIntranet": False, "EnableExtranet": True}}
-        return [{**base, "Type": "http", "TriggerName": "mps-callbacks",
+        return [{**base, "Type": "http", "TriggerName": "mps-callbacks" if job == "archive" else "vod-events",
                  "TriggerDesc": json.dumps(desc, separators=(",", ":"))}]
+    if job == "vod" and config.vod is not None:
+        return [{**base, "Type": "timer", "TriggerName": "vod-poll", "TriggerDesc": config.vod.schedule,
+                 "CustomArgument": "vod-poll"}]
     return [{**base, "Type": "timer", "TriggerName": "compact-hourly", "TriggerDesc": config.compact.schedule,
              "CustomArgument": "compact"}]
 
@@ -307,7 +361,7 @@ def tccli_payloads(config: ScfDeployConfig) -> dict[str, dict[str, Any]]:
     (packages uploaded by hand under ``packages.cos_prefix``; layer version 1; MPS_NOTIFY_URL a placeholder)."""
     bucket = config.packages.cos_bucket.rsplit("-", 1)[0]  # SCF names the bucket without its appid
     out: dict[str, dict[str, Any]] = {}
-    for job in ("submit", "archive", "compact"):
+    for job in config.jobs:
         name = config.function_name(job)
         out[f"cam-CreateRole-{job}.json"] = {"RoleName": name, "PolicyDocument": _compact_json(TRUST),
                                              "Description": ROLE_DESCRIPTIONS[job]}
@@ -318,16 +372,25 @@ def tccli_payloads(config: ScfDeployConfig) -> dict[str, dict[str, Any]]:
         request["Code"] = {"CosBucketName": bucket, "CosObjectName": f"/{config.packages.cos_prefix}{name}.zip"}
         out[f"scf-CreateFunction-{job}.json"] = request
         [trigger] = trigger_requests(config, job)
-        suffix = {"submit": "cos", "archive": "url", "compact": "timer"}[job]
+        suffix = {"cos": "cos", "http": "url", "timer": "timer"}[trigger["Type"]]
         out[f"scf-CreateTrigger-{job}-{suffix}.json"] = trigger
     out["scf-PublishLayerVersion.json"] = {
         "LayerName": config.layer_name, "CompatibleRuntimes": [RUNTIME],
         "Content": {"CosBucketName": bucket,
                     "CosObjectName": f"/{config.packages.cos_prefix}{config.layer_name}-layer.zip"},
         "Description": "mps triggers core library and dependencies for Python3.10"}
-    out["scf-PutReservedConcurrencyConfig-submit.json"] = {
-        "FunctionName": config.function_name("submit"), "Namespace": config.namespace,
-        "ReservedConcurrencyMem": config.submit.reserved_concurrency_mb}
+    for job, mb in reserved_concurrency(config).items():
+        out[f"scf-PutReservedConcurrencyConfig-{job}.json"] = {
+            "FunctionName": config.function_name(job), "Namespace": config.namespace, "ReservedConcurrencyMem": mb}
+    return out
+
+
+def reserved_concurrency(config: ScfDeployConfig) -> dict[str, int]:
+    """MB of reserved concurrency by job: submit's setting, and one instance of the vod poller (``mode = "pull"``:
+    one poll at a time, as VOD hands each event to one consumer until it is confirmed or 30 s pass)."""
+    out = {"submit": config.submit.reserved_concurrency_mb}
+    if config.vod is not None and config.vod.mode == "pull":
+        out["vod"] = config.vod.memory_mb
     return out
 
 
@@ -430,7 +493,7 @@ class Deployment:
     dry_run: bool = False
     changes: list[Change] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
-    function_url: Any = None
+    urls: dict[str, Any] = field(default_factory=dict)  # function URL by job (archive; vod in push mode)
     created: set[str] = field(default_factory=set)  # functions this run creates: nothing of theirs to read yet
     zips: dict[str, Package] = field(default_factory=dict)  # by file name, read by run() before the first call
 
@@ -460,15 +523,23 @@ class Deployment:
 
     # --- the run ---
 
+    @property
+    def function_url(self) -> Any:
+        """The archive function's URL (MPS_NOTIFY_URL), once known."""
+        return self.urls.get("archive")
+
     def run(self) -> "Deployment":
         check_environment(self.config)
-        names = [f"{self.config.function_name(job)}.zip" for job in ("submit", "archive", "compact")]
+        jobs = self.config.jobs
+        names = [f"{self.config.function_name(job)}.zip" for job in jobs]
         for name in [f"{self.config.layer_name}-layer.zip", *names]:  # before the first call: no half deployment
             self.zips[name] = Package.read(self.packages / name)
-        for job in ("submit", "archive", "compact"):
+        for job in jobs:
             self.role_and_policy(job)
         layer = self.layer()
-        for job in ("archive", "compact", "submit"):
+        for job in ("archive", "compact", "submit", "vod"):
+            if job not in jobs:
+                continue
             self.function(job, layer)
             for trigger in trigger_requests(self.config, job):
                 self.trigger(job, trigger)
@@ -550,7 +621,7 @@ class Deployment:
     def function(self, job: str, layer: Any) -> None:
         name = self.config.function_name(job)
         package = self.zips[f"{name}.zip"]
-        wanted = function_request(self.config, job, layer, self.function_url if job == "submit" else None)
+        wanted = function_request(self.config, job, layer, self.function_url if job in ("submit", "vod") else None)
         current = self.read("scf", "GetFunction", {"FunctionName": name, "Namespace": self.config.namespace},
                             ("ResourceNotFound",))
         if current is None:
@@ -575,6 +646,19 @@ class Deployment:
             self.wait_active(name)
         what = ", ".join(differs + (["code"] if code else []))
         self.changed(f"scf function {name}", "updated" if what else "unchanged", what)
+
+    def reserve(self, job: str, mb: int) -> None:
+        """``job``'s reserved concurrency, ``mb`` MB (instances × memory), written when it differs."""
+        name, namespace = self.config.function_name(job), self.config.namespace
+        new = name in self.created  # its settings are written, whatever the platform's defaults are
+        reserved = None if new else self.read("scf", "GetReservedConcurrencyConfig",
+                                              {"FunctionName": name, "Namespace": namespace})
+        if new or (reserved or {}).get("ReservedMem") != mb:
+            self.write("scf", "PutReservedConcurrencyConfig", {"FunctionName": name, "Namespace": namespace,
+                                                               "ReservedConcurrencyMem": mb})
+            self.changed(f"scf reserved concurrency {name}", "updated", f"{mb} MB")
+        else:
+            self.changed(f"scf reserved concurrency {name}", "unchanged", f"{mb} MB")
 
     def wait_active(self, name: str) -> None:
         """Wait until the function is ``Active`` (SCF refuses the next change while it is ``Creating`` or
@@ -603,7 +687,7 @@ class Deployment:
         if existing is not None and _same_trigger(wanted, existing):
             self.changed(label, "unchanged")
             if wanted["Type"] == "http":
-                self.function_url = _extranet_url(existing["TriggerDesc"])
+                self.urls[job] = _extranet_url(existing["TriggerDesc"])
             return
         if existing is not None:  # changed: SCF updates few trigger settings in place, so delete and create
             self.write("scf", "DeleteTrigger", {"FunctionName": name, "Namespace": self.config.namespace,
@@ -614,19 +698,13 @@ class Deployment:
             url = _extranet_url(answer["TriggerInfo"]["TriggerDesc"]) if answer else None
             if answer and not url:
                 raise CloudError("scf", "CreateTrigger", "NoFunctionUrl", "the answer holds no ExtranetUrl")
-            self.function_url = Pending("CreateTrigger.ExtranetUrl", url)
+            self.urls[job] = Pending("CreateTrigger.ExtranetUrl", url)
 
     def submit_extras(self) -> None:
+        for job, mb in reserved_concurrency(self.config).items():
+            self.reserve(job, mb)
         name, namespace, s = self.config.function_name("submit"), self.config.namespace, self.config.submit
         new = name in self.created  # its settings are written, whatever the platform's defaults are
-        reserved = None if new else self.read("scf", "GetReservedConcurrencyConfig",
-                                              {"FunctionName": name, "Namespace": namespace})
-        if new or (reserved or {}).get("ReservedMem") != s.reserved_concurrency_mb:
-            self.write("scf", "PutReservedConcurrencyConfig", {"FunctionName": name, "Namespace": namespace,
-                                                               "ReservedConcurrencyMem": s.reserved_concurrency_mb})
-            self.changed(f"scf reserved concurrency {name}", "updated", f"{s.reserved_concurrency_mb} MB")
-        else:
-            self.changed(f"scf reserved concurrency {name}", "unchanged", f"{s.reserved_concurrency_mb} MB")
         wanted = {"RetryConfig": [{"RetryNum": s.retries}], "MsgTTL": s.message_ttl_s}
         current = None if new else self.read("scf", "GetFunctionEventInvokeConfig",
                                              {"FunctionName": name, "Namespace": namespace})
@@ -726,6 +804,8 @@ def _print(d: Deployment, fmt: str, failed: str | None = None) -> None:
     if fmt == "json":
         doc = {"dry_run": d.dry_run, "changes": [c.__dict__ for c in d.changes],
                "writes": [w.__dict__ for w in d.writes], "function_url": url, "console_steps": [step]}
+        if "vod" in d.urls:
+            doc["vod_function_url"] = _resolved(d.urls["vod"], show=False)
         if failed:
             doc["error"] = failed
         print(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -739,6 +819,9 @@ def _print(d: Deployment, fmt: str, failed: str | None = None) -> None:
     for c in d.changes:
         print(f"{c.resource:<{width}}  {c.outcome:<18} {c.detail}".rstrip())
     print(f"\nfunction URL (MPS_NOTIFY_URL of the submit function): {url}")
+    if "vod" in d.urls:
+        print(f"vod function URL (the VOD application's NotificationUrl, with ?token= and sub_app_id=): "
+              f"{_resolved(d.urls['vod'], show=False)}")
     print(f"still by hand: {step}")
     if failed:
         note(f"mps-triggers deploy scf: failed: {failed}")

@@ -10,7 +10,8 @@ a timestamp pyc would be recompiled, in memory, at every cold start). No boto3, 
 
 Two layouts:
 
-- default: one self-contained zip per function (``mps-triggers-submit.zip``, ``-archive.zip``, ``-compact.zip``);
+- default: one self-contained zip per function (``mps-triggers-submit.zip``, ``-archive.zip``, ``-compact.zip``,
+  ``-vod.zip``);
 - ``--layer``: the core library and dependencies once, as an SCF layer (``mps-triggers-core-layer.zip``, unpacked
   to ``/opt``, which SCF's Python runtime puts on ``sys.path``: Layer management 583/37039), and function zips that
   hold only ``app.py``.
@@ -42,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "layers" / "core"
-FUNCTIONS = ("submit", "archive", "compact")
+FUNCTIONS = ("submit", "archive", "compact", "vod")
 SCF_RUNTIME = "Python3.10"
 PYTHON_VERSION = (3, 10)
 PLATFORMS = ("manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
