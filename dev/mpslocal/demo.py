@@ -1,7 +1,9 @@
 """The main job, end to end on the local stack: upload → submit → emulated MPS → callback → archive.
 
 Run with ``python3 tasks.py demo``. It starts moto (S3, SQS, COS buckets) and the MPS emulator (which completes
-tasks and sends callbacks), and runs two deployments side by side, each function in its own process:
+tasks and sends callbacks), and runs two deployments side by side, each function in its own process, then a third
+for a VOD application (:mod:`mpslocal.demo_vod`: upload to VOD → NewFileUpload, pushed and pulled → task flow →
+every event archived):
 
 - **AWS** (Lambda): S3 input bucket → S3 notification → SQS upload queue (DLQ) → ``functions/submit`` → MPS with
   ``TaskNotifyConfig`` AWS-SQS, ``NotifyMode=Change`` → callback queue → ``functions/archive`` (batches of 100) →
@@ -33,6 +35,7 @@ from typing import Any
 from .container import FunctionContainer
 from .media import make_clip
 from .runner import CosTrigger, FunctionUrlServer, SqsEventSourceMapping
+from .demo_vod import SIGN_KEY, VodRound
 from .stack import AWS_REGION, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -219,6 +222,7 @@ class Demo:
             self.backfill()
             self.settle()
             self.archive_questions()
+            VodRound(self, COS_ARCHIVE, COS_REGION, TOKEN).run()
         finally:
             self.close()
         return self.report(items, tasks_round1, logs_round1, seconds)
@@ -454,7 +458,7 @@ class Demo:
     def leaks(self, archive: dict[str, list[dict[str, Any]]]) -> None:
         text = json.dumps(archive, ensure_ascii=False) + "".join(
             (OUT / f"{c.name}.log").read_text(encoding="utf-8") for c in self.containers)
-        for secret in (S3_SECRET, NOTIFY_KEY, TOKEN, next(iter(self.stack.mps.credentials.values()))[0]):
+        for secret in (S3_SECRET, NOTIFY_KEY, TOKEN, SIGN_KEY, next(iter(self.stack.mps.credentials.values()))[0]):
             if secret in text:
                 self.problems.append("a secret appeared in a log line or an archive object")
 

@@ -96,6 +96,7 @@ class VodEmulator:
         self.requests: list[RequestRecord] = []
         self.pushes: list[Push] = []
         self.sessions: dict[str, float] = {}
+        self.history: list[tuple[int, dict[str, Any]]] = []  # (application, event) of every event emitted
         self.confirm_hold = threading.Event()  # set: ConfirmEvents never arrives (the sender is killed meanwhile)
         self.confirm_arrived = threading.Event()
         self._windows: dict[str, deque] = {}
@@ -158,9 +159,20 @@ class VodEmulator:
         with self._lock:
             self.files[file_id] = {"sub_app_id": sub_app_id or MAIN_APP, "name": name}
 
-    def emit(self, sub_app_id: int | None, doc: dict[str, Any]) -> None:
+    def redeliver(self, event_type: str) -> int:
+        """Deliver every event of ``event_type`` sent so far once more, the same body (VOD delivers at least once);
+        returns how many."""
+        with self._lock:
+            again = [(app, doc) for app, doc in self.history if doc.get("EventType") == event_type]
+        for app, doc in again:
+            self.emit(app or None, doc, again=True)
+        return len(again)
+
+    def emit(self, sub_app_id: int | None, doc: dict[str, Any], again: bool = False) -> None:
         """Deliver an event as the application is configured: pushed now, or kept for PullEvents."""
         with self._lock:
+            if not again:
+                self.history.append((sub_app_id or MAIN_APP, doc))
             app = self.apps[sub_app_id or MAIN_APP]
             if app.mode == "PULL":
                 app.queue.append(QueuedEvent(doc))
@@ -192,6 +204,10 @@ class VodEmulator:
         """Answer the next signed ``action`` request with ``response`` (a malformed answer, say) instead."""
         with self._lock:
             self._answers.setdefault(action, deque()).append(response)
+
+    def scheduled(self) -> int:
+        """Task completions not yet emitted as events."""
+        return sum(1 for t in self._timers if t.is_alive())
 
     def pending(self, sub_app_id: int | None = None) -> int:
         """Events of the application not yet confirmed."""
