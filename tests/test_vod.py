@@ -270,3 +270,34 @@ def test_mps_routes_process_the_vod_file_once_by_session_id_or_by_claim(vod_env,
     assert sorted(by_api["ProcessMediaByMPS"]) == ["duplicate", "submitted"]
     done = [ln for ln in lines(reader) if ln["event_type"] == "ProcessMediaByMPSComplete"]
     assert [ln["task_id"] for ln in done] == [erased[0]["TaskId"]]
+
+
+def test_report_and_find_cover_vod_tasks(vod_env, vod, tmp_path, capsys):
+    """``mps-triggers report`` counts each file's task flow as a task (the ledger and ProcedureStateChanged joined by
+    SessionId; a flow the upload started, by TaskId); ``find --key <FileId>`` shows its NewFileUpload, its
+    submission and its task's events, in time order."""
+    from mps_triggers_cli.main import main
+
+    app, reader, env = vod_env()
+    vod.configure(SUB, "PULL")
+    routed = [vod.upload(f"r{i}.mp4", SUB) for i in range(3)]
+    vod.upload("started.mp4", SUB, procedure="hls-720p")
+    vod.upload("readme.txt", SUB)
+    assert wait_for(lambda: (app.handler(timer(), scf_context()), vod.pending(SUB) == 0
+                             and len(procedure_tasks(vod)) == 3 and vod.scheduled() == 0)[1], timeout=20)
+    app.handler(timer(), scf_context())  # the last ProcedureStateChanged events
+    uri = env["ARCHIVE_URI"] + "/"
+    capsys.readouterr()
+    code = main(["report", uri, "--cache", str(tmp_path / "c"), "--since", "1d", "--format", "json",
+                 "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    tasks = json.loads(out)["tasks"]
+    assert tasks["total"] == 4 and tasks["succeeded"] == 4  # 3 routed flows + the one the upload started
+    assert {r["route"]: r["tasks"] for r in json.loads(out)["routes"]}.get("flows") == 3
+    code = main(["find", uri, "--cache", str(tmp_path / "c"), "--key", routed[0], "--format", "json", "--no-sync",
+                 "--no-progress"])
+    found = [json.loads(x) for x in capsys.readouterr()[0].splitlines()]
+    assert code == 0 and [ln["event_type"] for ln in found] == ["NewFileUpload", "submissions",
+                                                                "ProcedureStateChanged"]
+    assert found[1]["result"] == "submitted" and found[1]["task_id"] == found[2]["task_id"]

@@ -274,8 +274,9 @@ class ArchiveQuery:
              texts: list[str] = (), since: datetime | None = None, until: datetime | None = None
              ) -> list[dict[str, Any]]:
         """Every line (ledger, callback, push_failed) of the objects and tasks named, in time order, as written
-        in the archive, whose time is in ``[since, until)``. A key (``s3://bucket/key`` or ``cos://bucket/key``
-        narrows to one bucket) brings in the SessionIds and TaskIds of its lines, a TaskId its SessionIds, a text
+        in the archive, whose time is in ``[since, until)``. A key (``s3://bucket/key``, ``cos://bucket/key`` or
+        ``vod://SubAppId/FileId`` narrows to one bucket or application) brings in its lines and the SessionIds and
+        TaskIds of its lines, a TaskId its SessionIds, a text
         (case-insensitive, anywhere in the line, the payload included) the lines that contain it and their
         tasks. Raises ``duckdb.Error`` for a cache it cannot read."""
         if not self.with_files:
@@ -298,7 +299,10 @@ class ArchiveQuery:
                    "(w.bucket IS NULL OR w.bucket = lines.object.bucket))",
                    {"s": list(session_ids), "t": list(task_ids), "i": text_ids})
         where = ("session_id IN (SELECT session_id FROM seeds) OR task_id IN (SELECT task_id FROM seeds) "
-                 "OR id IN (SELECT unnest($i)) OR session_id IN (SELECT unnest($s)) OR task_id IN (SELECT unnest($t))")
+                 "OR id IN (SELECT unnest($i)) OR session_id IN (SELECT unnest($s)) OR task_id IN (SELECT unnest($t)) "
+                 # the key's own lines too, those of no task (a VOD NewFileUpload whose file started nothing yet)
+                 "OR EXISTS (SELECT 1 FROM wanted_keys w WHERE w.key = lines.object.key AND "
+                 "(w.bucket IS NULL OR w.bucket = lines.object.bucket))")
         params: dict[str, Any] = {"i": text_ids, "s": list(session_ids), "t": list(task_ids)}
         if since is not None:
             where = f"({where}) AND t >= $since"
@@ -333,8 +337,9 @@ def _object(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _split_key(text: str) -> tuple[str | None, str]:
-    """``s3://bucket/key`` / ``cos://bucket/key`` → ``(bucket, key)``; anything else is a bare key."""
-    for scheme in ("s3://", "cos://"):
+    """``s3://bucket/key`` / ``cos://bucket/key`` / ``vod://SubAppId/FileId`` → ``(bucket, key)``; anything else
+    is a bare key (a VOD FileId is one)."""
+    for scheme in ("s3://", "cos://", "vod://"):
         if text.startswith(scheme) and "/" in text[len(scheme):]:
             bucket, key = text[len(scheme):].split("/", 1)
             return bucket, key

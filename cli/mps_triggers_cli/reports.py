@@ -36,6 +36,8 @@ examples:
   # everything that happened to one upload: its submissions and every callback of its tasks, in time order
   mps-triggers find s3://mps-archive/mps/ --key "uploads/a/intro.mp4"
   mps-triggers find s3://mps-archive/mps/ --key s3://media-in/uploads/a/intro.mp4 --format json
+  # a file uploaded to VOD: its NewFileUpload, its submission and its task flow's events
+  mps-triggers find cos://mps-archive-1250000000/vod/ --region ap-guangzhou --key vod://1500000001/5285890781763144364
   # one task, one SessionId, or any line that mentions a text (payload included)
   mps-triggers find s3://mps-archive/mps/ --task-id 1250000000-WorkflowTask-a1b2c3
   mps-triggers find ./archive-copy --session-id mt1-0123abcd... --since 2026-11-01
@@ -113,7 +115,8 @@ def add_parsers(sub: Any, common: Callable[..., None]) -> None:
                                    "lines themselves as JSON lines with --format json.")
     _archive_arguments(f, default_since=None)
     f.add_argument("--key", action="append", default=[], metavar="KEY",
-                   help="an object key (or s3://bucket/key, cos://bucket-appid/key), mapped to its SessionIds")
+                   help="an object key (or s3://bucket/key, cos://bucket-appid/key; a VOD FileId or "
+                        "vod://SubAppId/FileId), mapped to its SessionIds")
     f.add_argument("--task-id", action="append", default=[], metavar="ID")
     f.add_argument("--session-id", action="append", default=[], metavar="ID")
     f.add_argument("--text", action="append", default=[], metavar="TEXT",

@@ -111,10 +111,7 @@ class VodJob:
         self.settings = settings
         self.location = settings.location
         self._store, self._vod, self._mps = store, vod, mps
-        if not settings.vod_sign_key and not settings.callback_token:
-            log("warning", "VOD callbacks are not authenticated",
-                reason="neither VOD_SIGN_KEY nor CALLBACK_TOKEN is set: anyone who learns the callback URL can "
-                       "write archive lines and start processing; set both (README, VOD)")
+        self._warned = False  # a push endpoint without authentication is said once per container
 
     @property
     def store(self) -> Any:
@@ -158,6 +155,11 @@ class VodJob:
         s = self.settings
         rid = req.request_id or "request"
         report.record(rid)
+        if not s.vod_sign_key and not s.callback_token and not self._warned:
+            self._warned = True
+            log("warning", "VOD callbacks are not authenticated",
+                reason="neither VOD_SIGN_KEY nor CALLBACK_TOKEN is set: anyone who learns the callback URL can "
+                       "write archive lines and start processing; set both (README, VOD)")
 
         def reject(status: int, reason: str) -> VodReport:
             log("warning", "VOD callback rejected", status=status, reason=reason, source_id=rid, bytes=req.body_size)
