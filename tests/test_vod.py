@@ -301,3 +301,27 @@ def test_report_and_find_cover_vod_tasks(vod_env, vod, tmp_path, capsys):
     assert code == 0 and [ln["event_type"] for ln in found] == ["NewFileUpload", "submissions",
                                                                 "ProcedureStateChanged"]
     assert found[1]["result"] == "submitted" and found[1]["task_id"] == found[2]["task_id"]
+
+
+def test_a_pulled_event_without_a_handle_and_a_pushed_unknown_event_fail_alone_archived(vod_env, vod):
+    """A pulled event VOD gave no EventHandle cannot be confirmed: archived, not submitted, reported failed. A
+    pushed event of a type VOD does not document: archived, answered 400 naming the event and the field."""
+    import httpx
+
+    app, reader, _ = vod_env()
+    vod.configure(SUB, "PULL")
+    file_id = vod.upload("kept.mp4", SUB)
+    [entry] = [doc for app_id, doc in vod.history if doc["EventType"] == "NewFileUpload"]
+    vod.answer_next("PullEvents", {"EventSet": [entry]})  # as VOD sent it, but without its EventHandle
+    report = app.handler(timer(), scf_context())
+    # the handle-less copy failed; the real delivery, pulled next, was submitted and confirmed: one task, one line
+    assert report["failed"] == 1 and report["pulled"] >= 2 and report["confirmed"] == report["pulled"] - 1
+    assert procedure_tasks(vod) == {file_id: 1}
+    assert [ln["object"]["key"] for ln in lines(reader) if ln["event_type"] == "NewFileUpload"] == [file_id]
+    server = FunctionUrlServer(app.handler, name="vod")
+    try:
+        answer = httpx.post(f"{server.url}?token=vod-token-1", json={"EventType": "Bogus", "BogusEvent": {}})
+    finally:
+        server.stop()
+    assert answer.status_code == 400 and "EventType" in answer.json()["error"] and answer.json()["id"]
+    assert any(ln["event_type"] == "Bogus" for ln in lines(reader))

@@ -180,3 +180,11 @@ def test_bad_routes_are_refused_naming_the_route(route, problem):
     with pytest.raises(ConfigError) as err:
         _settings([route])
     assert err.value.variable.startswith("VOD_ROUTES[0] (x)") and problem in str(err.value)
+
+
+def test_a_process_media_by_mps_route_needs_a_sub_app_id():
+    with pytest.raises(ConfigError) as err:
+        _settings([{"name": "erase", "mps_params": {"AiAnalysisTask": {"Definition": 25}}}])
+    assert err.value.variable == "VOD_ROUTES[0] (erase)" and "SubAppId" in err.value.problem
+    assert _settings([{"name": "erase", "sub_app_id": 1500000001,
+                       "mps_params": {"AiAnalysisTask": {"Definition": 25}}}]).vod_routes[0].api == "ProcessMediaByMPS"

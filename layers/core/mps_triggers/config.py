@@ -851,4 +851,8 @@ def load_vod_settings(environ: Mapping[str, str] | None = None) -> VodSettings:
                                                           "MPS_CREDENTIALS_SECRET_ARN, or run on SCF with a role")
     if settings.location.storage == "cos" and not settings.region:
         raise ConfigError("ARCHIVE_REGION", "required for a COS archive (e.g. ap-guangzhou)")
+    for i, r in enumerate(settings.vod_routes):
+        if r.mps_params is not None and r.sub_app_id is None and settings.vod_sub_app_id is None:
+            raise ConfigError(f"VOD_ROUTES[{i}] ({r.name})", "ProcessMediaByMPS needs a SubAppId: give the route "
+                                                              "sub_app_id, or set VOD_SUB_APP_ID")
     return settings

@@ -52,6 +52,9 @@ PULL_RESERVE = 15.0
 submitting 16 events, and ConfirmEvents must still fit."""
 MIN_WRITE_SECONDS = 2.0
 WRITE_TIMEOUT = 20.0
+BATCH_SECONDS = 20.0
+"""Longest the submissions of one pulled batch may take (seconds after PullEvents answered), so its ConfirmEvents
+comes within VOD's 30 s: a submission still throttled then fails, and its event comes back."""
 
 
 @dataclass
@@ -214,7 +217,8 @@ class VodJob:
                 break
             report.pulled += len(entries)
             batch = [(f"PullEvents[{pull}].EventSet[{i}]", entry) for i, entry in enumerate(entries)]
-            outcomes = self._process(batch, "vod-pull", s.vod_sub_app_id, report)
+            outcomes = self._process(batch, "vod-pull", s.vod_sub_app_id, report,
+                                     until=time.monotonic() + BATCH_SECONDS)
             handles = [o.event.handle for o in outcomes if o.done and o.event is not None and o.event.handle]
             for at in range(0, len(handles), 16):
                 chunk = handles[at:at + 16]
@@ -231,8 +235,9 @@ class VodJob:
     # --- one batch of events -----------------------------------------------------------------------------------
 
     def _process(self, batch: list[tuple[str, Any]], source: str, sub_app_id: int | None,
-                 report: VodReport) -> list[Outcome]:
-        """Archive, then submit, each ``(record id, event document)``; returns their outcomes in order."""
+                 report: VodReport, until: float | None = None) -> list[Outcome]:
+        """Archive, then submit, each ``(record id, event document)``; returns their outcomes in order. No
+        submission runs past ``until`` (``time.monotonic()``) or the invocation's deadline."""
         now = time.time()
         outcomes: list[Outcome] = []
         for rid, doc in batch:
@@ -253,6 +258,8 @@ class VodJob:
                 continue
             out.line = line
             try:
+                if source == "vod-pull" and out.event.handle is None:
+                    raise EventError(rid, "EventHandle", "missing: the pulled event cannot be confirmed")
                 check_event(out.event, sub_app_id)
             except EventError as exc:  # archived all the same (raw), never confirmed
                 out.error = exc
@@ -262,7 +269,7 @@ class VodJob:
         ledger: list[bytes] = []
         for out in outcomes:
             if out.written and out.error is None and out.event is not None and out.event.file is not None:
-                guard(out.event.where, lambda: self._submit(out, source, ledger, report))
+                guard(out.event.where, lambda: self._submit(out, source, ledger, report, until))
         if ledger:
             obj = ledger_object(self.location.prefix, ledger, time.time())
             try:
@@ -303,7 +310,8 @@ class VodJob:
             for rid, _ in obj.entries:
                 by_where[rid].written = True
 
-    def _submit(self, out: Outcome, source: str, ledger: list[bytes], report: VodReport) -> None:
+    def _submit(self, out: Outcome, source: str, ledger: list[bytes], report: VodReport,
+                until: float | None = None) -> None:
         """Route and submit one uploaded file; sets ``out.result`` and adds its ledger line."""
         file, where = out.event.file, out.event.where
         if file.procedure_task_id:
@@ -316,13 +324,16 @@ class VodJob:
                 out.result = "skipped"
                 log("info", "VOD file skipped", record=where, file_id=file.file_id, reason="no VOD route matches")
             else:
-                self._call(out, route, source, ledger, report)
+                self._call(out, route, source, ledger, report, until)
         report.results[out.result] = report.results.get(out.result, 0) + 1
 
-    def _call(self, out: Outcome, route: VodRoute, source: str, ledger: list[bytes], report: VodReport) -> None:
+    def _call(self, out: Outcome, route: VodRoute, source: str, ledger: list[bytes], report: VodReport,
+              until: float | None) -> None:
         file, where = out.event.file, out.event.where
         sid = vod_session_id(file)
         deadline = report.invocation.call_deadline(reserve=MIN_WRITE_SECONDS + 3)
+        if until is not None:
+            deadline = until if deadline is None else min(deadline, until)
         task_id: str | None = None
         code = message = None
         claim = None
