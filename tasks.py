@@ -10,8 +10,9 @@
     python3 tasks.py bench [--python PY] NAME [ARGS]
                                              run a benchmark from bench/ (cold_start, batch_latency, archive,
                                              archive_faults, burst, backfill, scf_cold_start, webhook_digest,
-                                             deadline, callback_latency, compact, report), or `all`: every one at
-                                             a reduced size and one table of figures against targets
+                                             deadline, callback_latency, compact, report, vod_poll), or `all`:
+                                             every one at a reduced size and one table of figures against
+                                             targets
     python3 tasks.py stack [ARGS]            the local stack alone (moto and the MPS emulator on ports 5055 and
                                              5056, the secrets and buckets env.json names) for
                                              `sam local invoke --env-vars env.json`; prints its endpoints
@@ -165,7 +166,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([python, "-m", "mpslocal.scf_package", *rest], cwd=ROOT, env=env)
     if not rest:
         print("usage: python3 tasks.py bench [--python PY] {all|cold_start|batch_latency|archive|archive_faults|burst|backfill|"
-              "scf_cold_start|webhook_digest|deadline|callback_latency|report|compact} [ARGS]")
+              "scf_cold_start|webhook_digest|deadline|callback_latency|report|compact|vod_poll} [ARGS]")
         return 2
     return subprocess.call([python, str(ROOT / "bench" / f"{rest[0]}.py"), *rest[1:]], cwd=ROOT, env=env)
 

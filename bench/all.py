@@ -118,6 +118,13 @@ PLAN: dict[str, tuple[list[str], list[Figure]]] = {
         Figure("report / a bare DuckDB count of the same files", at("report_vs_baseline")),
         Figure("find / the same count", at("find_vs_baseline")),
     ]),
+    "vod_poll": (["--files", "200", "--runs", "1"], [
+        Figure("VOD events: each file one task, each event one line", lambda d: not d["problems"], "yes", bool),
+        Figure("vod function submissions/s, of ProcessMediaByProcedure's 100/s",
+               lambda d: round(d["files"] / d["medians"]["function_s"] / 100, 2)),
+        Figure("vod function / bare PullEvents+ConfirmEvents (events/s)",
+               lambda d: round(d["medians"]["baseline_s"] / d["medians"]["function_s"], 3)),
+    ]),
     "scf_cold_start": (["--runs", "3"], [
         Figure("SCF package, submit import with .pyc, Python 3.10 (ms)",
                lambda d: round(d["median_seconds"]["submit pyc"] * 1000, 1)),

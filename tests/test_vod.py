@@ -312,12 +312,15 @@ def test_a_pulled_event_without_a_handle_and_a_pushed_unknown_event_fail_alone_a
     vod.configure(SUB, "PULL")
     file_id = vod.upload("kept.mp4", SUB)
     [entry] = [doc for app_id, doc in vod.history if doc["EventType"] == "NewFileUpload"]
-    vod.answer_next("PullEvents", {"EventSet": [entry]})  # as VOD sent it, but without its EventHandle
+    vod.answer_next("PullEvents", {"EventSet": [entry,  # as VOD sent it, but without its EventHandle
+                                                {"EventHandle": "h-no-type", "Surprise": {"FileId": "9"}}, 7]})
     report = app.handler(timer(), scf_context())
-    # the handle-less copy failed; the real delivery, pulled next, was submitted and confirmed: one task, one line
-    assert report["failed"] == 1 and report["pulled"] >= 2 and report["confirmed"] == report["pulled"] - 1
+    # the three odd entries failed; the real delivery, pulled next, was submitted and confirmed: one task
+    assert report["failed"] == 3 and report["pulled"] >= 4 and report["confirmed"] == report["pulled"] - 3
+    assert [ln["payload"] for ln in lines(reader) if ln["event_type"] == "unknown"] == [{"Surprise": {"FileId": "9"}}]
     assert procedure_tasks(vod) == {file_id: 1}
-    assert [ln["object"]["key"] for ln in lines(reader) if ln["event_type"] == "NewFileUpload"] == [file_id]
+    uploads = [ln for ln in lines(reader) if ln["event_type"] == "NewFileUpload"]  # in two objects: one line id
+    assert {ln["id"] for ln in uploads} == {uploads[0]["id"]} and uploads[0]["object"]["key"] == file_id
     server = FunctionUrlServer(app.handler, name="vod")
     try:
         answer = httpx.post(f"{server.url}?token=vod-token-1", json={"EventType": "Bogus", "BogusEvent": {}})

@@ -188,3 +188,15 @@ def test_a_process_media_by_mps_route_needs_a_sub_app_id():
     assert err.value.variable == "VOD_ROUTES[0] (erase)" and "SubAppId" in err.value.problem
     assert _settings([{"name": "erase", "sub_app_id": 1500000001,
                        "mps_params": {"AiAnalysisTask": {"Definition": 25}}}]).vod_routes[0].api == "ProcessMediaByMPS"
+
+
+def test_each_vod_api_has_its_own_rate_and_throttling_family():
+    from mps_triggers.mps import (ACTION_LIMITS, MpsBatchThrottlingError, MpsThrottlingError, function_windows,
+                                  map_error)
+
+    assert ACTION_LIMITS["ProcessMediaByProcedure"] == 100 and ACTION_LIMITS["ProcessMediaByMPS"] == 20
+    assert type(map_error("RequestLimitExceeded", "", action="ProcessMediaByProcedure")) is MpsThrottlingError
+    assert type(map_error("RequestLimitExceeded", "", action="ProcessMediaByMPS")) is MpsBatchThrottlingError
+    procedure, mps = function_windows("ProcessMediaByProcedure"), function_windows("ProcessMedia")
+    assert procedure is not None and mps is not None and procedure is not mps  # a window of its own
+    assert function_windows("PullEvents") is None and function_windows("ProcessMediaByMPS") is None

@@ -37,7 +37,7 @@ from .invocation import Invocation, Report, Source, guard, log_failure, run_job
 from .lines import ArchiveLine, ArchiveObject, batch_objects, build_line, ledger_object, single_object, \
     submission_line
 from .logs import log
-from .mps import MpsClient, MpsDuplicateSessionError, MpsError, vod_client
+from .mps import ACTION_LIMITS, MpsClient, MpsDuplicateSessionError, MpsError, rate_windows, vod_client
 from .retries import RetryPolicy, call_within
 from .safejson import JsonError, dumps, loads, to_int
 from .session import vod_session_context, vod_session_id
@@ -115,6 +115,7 @@ class VodJob:
         self.location = settings.location
         self._store, self._vod, self._mps = store, vod, mps
         self._warned = False  # a push endpoint without authentication is said once per container
+        self._polling = False  # set by the first poll: the container is the application's one poller
 
     @property
     def store(self) -> Any:
@@ -126,11 +127,19 @@ class VodJob:
         return self._store
 
     def _client(self, vod: bool) -> MpsClient:
+        """The container's VOD (``vod``) or MPS client, made on first use. The poller is the one sender of its
+        application (concurrency 1), so it paces each submission API like ``mps-triggers backfill``: from the API's
+        limit down when the API's window is full (:func:`~mps_triggers.mps.rate_windows`); pushed events come to
+        many containers, each starting low (:func:`~mps_triggers.mps.function_windows`)."""
         s = self.settings
         from .secrets import mps_credentials
 
         creds = functools.partial(mps_credentials, s)
-        options = dict(region=s.mps_region, timeout=s.mps_timeout, retry=RetryPolicy(max_attempts=s.mps_max_attempts))
+        options: dict[str, Any] = dict(region=s.mps_region, timeout=s.mps_timeout,
+                                       retry=RetryPolicy(max_attempts=s.mps_max_attempts))
+        if self._polling:
+            options["windows"] = lambda action: rate_windows(ACTION_LIMITS[action])(action) \
+                if action in ACTION_LIMITS else None
         if vod:
             if self._vod is None:
                 self._vod = vod_client(s.vod_endpoint, creds, **options)
@@ -198,6 +207,8 @@ class VodJob:
     def _poll(self, invocation: Invocation) -> VodReport:
         s = self.settings
         report = VodReport(Source.DIRECT, invocation)
+        if self._vod is None and self._mps is None:
+            self._polling = True
         client = self._client(vod=True)
         pull = 0
         while report.pulled < s.vod_pull_max_events:
@@ -246,30 +257,31 @@ class VodJob:
             outcomes.append(out)
             try:
                 out.event = read_event(doc, rid)
-            except EventError as exc:
-                out.error = exc
-                report.fail(rid, exc)
-                log_failure(rid, exc)
-                continue
-            line = guard(rid, lambda: self._line(out.event, source, now))
-            if isinstance(line, MpsTriggersError):
-                out.error = line
-                report.fail(rid, line)
-                continue
-            out.line = line
-            try:
                 if source == "vod-pull" and out.event.handle is None:
                     raise EventError(rid, "EventHandle", "missing: the pulled event cannot be confirmed")
                 check_event(out.event, sub_app_id)
-            except EventError as exc:  # archived all the same (raw), never confirmed
+            except EventError as exc:  # archived all the same (raw) when it is an object; never confirmed
                 out.error = exc
                 report.fail(rid, exc)
                 log_failure(rid, exc)
+                if out.event is None and isinstance(doc, dict):  # no EventType: its line says "unknown"
+                    out.event = VodEvent("unknown", None, {k: v for k, v in doc.items() if k != "EventHandle"}, rid)
+            if out.event is None:
+                continue
+            line = guard(rid, lambda: self._line(out.event, source, now))
+            if isinstance(line, MpsTriggersError):
+                out.error = out.error or line
+                report.fail(rid, line)
+                continue
+            out.line = line
         self._archive([o for o in outcomes if o.line is not None], source, now, report)
         ledger: list[bytes] = []
         for out in outcomes:
             if out.written and out.error is None and out.event is not None and out.event.file is not None:
-                guard(out.event.where, lambda: self._submit(out, source, ledger, report, until))
+                failure = guard(out.event.where, lambda: self._submit(out, source, ledger, report, until))
+                if isinstance(failure, MpsTriggersError):  # a claim that could not be read or written, ...
+                    out.error = failure
+                    report.fail(out.event.where, failure)
         if ledger:
             obj = ledger_object(self.location.prefix, ledger, time.time())
             try:
