@@ -114,7 +114,8 @@ class VodRound:
             problems.append(f"VOD: {sum(1 for ok in answered.values() if not ok)} pushed events never answered 200")
         if vod.pending(PULL_APP):
             problems.append(f"VOD: {vod.pending(PULL_APP)} pulled events never confirmed")
-        bad = [r for r in vod.requests if not r.signed or r.verdict not in ("accepted", "InvalidParameterValue.SessionId")]
+        bad = [r for r in vod.requests
+               if not r.signed or r.verdict not in ("accepted", "InvalidParameterValue.SessionId")]
         for r in bad:
             problems.append(f"VOD emulator answered {r.action} {r.verdict} (signed={r.signed})")
         results = {}

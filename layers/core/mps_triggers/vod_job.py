@@ -348,7 +348,6 @@ class VodJob:
             deadline = until if deadline is None else min(deadline, until)
         task_id: str | None = None
         code = message = None
-        claim = None
         try:
             if route.procedure is not None:
                 params: dict[str, Any] = {"ProcedureName": route.procedure, "FileId": file.file_id,
@@ -364,7 +363,7 @@ class VodJob:
                 book = ClaimBook(self.store, self.location.prefix, "ProcessMediaByMPS")
                 lease = time.time() + max(60.0, report.invocation.remaining() or 60.0)
                 claim = book.claim(sid, lease, {"route": route.name, "object": {"storage": "vod",
-                                                                               "key": file.file_id}})
+                                                                               "key": file.file_id}}, deadline)
                 if isinstance(claim, Taken):
                     raise MpsDuplicateSessionError("ClaimTaken", "this file's ProcessMediaByMPS was submitted before")
                 if not isinstance(claim, Claim):
@@ -374,10 +373,11 @@ class VodJob:
                 try:
                     answer = self._client(vod=True).process_media_by_mps(params, deadline)
                 except MpsError as exc:
-                    (book.uncertain if exc.maybe_processed else book.release)(claim, exc.code)
+                    (book.uncertain if exc.maybe_processed else book.release)(
+                        claim, exc.code, report.invocation.call_deadline())
                     raise
                 task_id = answer.response["TaskId"]
-                book.submitted(claim, task_id, answer.response.get("RequestId"))
+                book.submitted(claim, task_id, answer.response.get("RequestId"), report.invocation.call_deadline())
             else:
                 params = {"InputInfo": {"Type": "VOD", "VODInputInfo": {"FileId": file.file_id, "VodBasic": 1,
                                                                         **({"SubAppId": file.sub_app_id}
@@ -408,9 +408,9 @@ class VodJob:
             report.fail(where, exc)
             log("error", "VOD submission failed", record=where, file_id=file.file_id, route=route.name,
                 code=exc.code, error=exc.message)
+        app = "" if file.sub_app_id is None else str(file.sub_app_id)
         ledger.append(submission_line(
-            result=out.result, obj={"storage": "vod", "bucket": "" if file.sub_app_id is None else str(file.sub_app_id),
-                                    "key": file.file_id, "route": route.name},
+            result=out.result, obj={"storage": "vod", "bucket": app, "key": file.file_id, "route": route.name},
             session_id=sid, task_id=task_id, error_code=code if out.result == "failed" else None,
             error_message=message if out.result == "failed" else None, at=time.time(), origin="vod",
             source_type=source, source_id=out.event.handle[:256] if out.event.handle else where, api=route.api))
