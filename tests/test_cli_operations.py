@@ -101,7 +101,9 @@ def test_redrive_manual_path_on_a_real_dlq_and_an_unknown_queue(stack, tmp_path)
         sqs.send_message(QueueUrl=dlq, MessageBody=f"m{i}")
     env = command_env(stack)
     done = run(env, "redrive", dlq, "--manual", "--format", "json", cwd=tmp_path)
-    assert json.loads(done.stdout)["method"] == "receive-send-delete" and depth(sqs, source) == 5
+    assert json.loads(done.stdout)["method"] == "receive-send-delete"
+    # received, not counted: moto's ApproximateNumberOfMessages right after SendMessageBatch reads 0 now and then
+    assert sorted(bodies(sqs, source)) == [f"m{i}" for i in range(5)] and depth(sqs, dlq) == 0
     unknown = run(env, "redrive", f"{stack.moto.url}/123456789012/no-such-queue", cwd=tmp_path)
     assert unknown.returncode == 2 and "no such queue" in unknown.stderr
 
