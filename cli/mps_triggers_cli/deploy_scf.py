@@ -543,7 +543,7 @@ class Deployment:
             self.function(job, layer)
             for trigger in trigger_requests(self.config, job):
                 self.trigger(job, trigger)
-        self.submit_extras()
+        self.extras()
         return self
 
     def role_and_policy(self, job: str) -> None:
@@ -647,18 +647,18 @@ class Deployment:
         what = ", ".join(differs + (["code"] if code else []))
         self.changed(f"scf function {name}", "updated" if what else "unchanged", what)
 
-    def reserve(self, job: str, mb: int) -> None:
-        """``job``'s reserved concurrency, ``mb`` MB (instances × memory), written when it differs."""
-        name, namespace = self.config.function_name(job), self.config.namespace
-        new = name in self.created  # its settings are written, whatever the platform's defaults are
-        reserved = None if new else self.read("scf", "GetReservedConcurrencyConfig",
-                                              {"FunctionName": name, "Namespace": namespace})
-        if new or (reserved or {}).get("ReservedMem") != mb:
-            self.write("scf", "PutReservedConcurrencyConfig", {"FunctionName": name, "Namespace": namespace,
-                                                               "ReservedConcurrencyMem": mb})
-            self.changed(f"scf reserved concurrency {name}", "updated", f"{mb} MB")
+    def ensure(self, name: str, what: str, detail: str, get: str, field: str, wanted: Any, put: str,
+               params: dict[str, Any]) -> None:
+        """One setting of function ``name``: ``put`` with ``params`` when the function is new (its settings are
+        written, whatever the platform's defaults are) or ``get``'s ``field`` differs from ``wanted``."""
+        namespace = self.config.namespace
+        new = name in self.created
+        current = None if new else self.read("scf", get, {"FunctionName": name, "Namespace": namespace})
+        if new or (current or {}).get(field) != wanted:
+            self.write("scf", put, {"FunctionName": name, "Namespace": namespace, **params})
+            self.changed(f"scf {what} {name}", "updated", detail)
         else:
-            self.changed(f"scf reserved concurrency {name}", "unchanged", f"{mb} MB")
+            self.changed(f"scf {what} {name}", "unchanged", detail)
 
     def wait_active(self, name: str) -> None:
         """Wait until the function is ``Active`` (SCF refuses the next change while it is ``Creating`` or
@@ -700,20 +700,17 @@ class Deployment:
                 raise CloudError("scf", "CreateTrigger", "NoFunctionUrl", "the answer holds no ExtranetUrl")
             self.urls[job] = Pending("CreateTrigger.ExtranetUrl", url)
 
-    def submit_extras(self) -> None:
+    def extras(self) -> None:
+        """Reserved concurrency (submit; the vod poller) and the submit function's async retries and message age."""
         for job, mb in reserved_concurrency(self.config).items():
-            self.reserve(job, mb)
-        name, namespace, s = self.config.function_name("submit"), self.config.namespace, self.config.submit
-        new = name in self.created  # its settings are written, whatever the platform's defaults are
+            self.ensure(self.config.function_name(job), "reserved concurrency", f"{mb} MB",
+                        "GetReservedConcurrencyConfig", "ReservedMem", mb, "PutReservedConcurrencyConfig",
+                        {"ReservedConcurrencyMem": mb})
+        s = self.config.submit
         wanted = {"RetryConfig": [{"RetryNum": s.retries}], "MsgTTL": s.message_ttl_s}
-        current = None if new else self.read("scf", "GetFunctionEventInvokeConfig",
-                                             {"FunctionName": name, "Namespace": namespace})
-        if new or (current or {}).get("AsyncTriggerConfig") != wanted:
-            self.write("scf", "UpdateFunctionEventInvokeConfig", {"FunctionName": name, "Namespace": namespace,
-                                                                  "AsyncTriggerConfig": wanted})
-            self.changed(f"scf async config {name}", "updated", f"{s.retries} retries, {s.message_ttl_s} s")
-        else:
-            self.changed(f"scf async config {name}", "unchanged", f"{s.retries} retries, {s.message_ttl_s} s")
+        self.ensure(self.config.function_name("submit"), "async config", f"{s.retries} retries, {s.message_ttl_s} s",
+                    "GetFunctionEventInvokeConfig", "AsyncTriggerConfig", wanted, "UpdateFunctionEventInvokeConfig",
+                    {"AsyncTriggerConfig": wanted})
 
 
 def _json(text: str) -> Any:

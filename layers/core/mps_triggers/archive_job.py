@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .callbacks import HttpRequest, check_signature, http_problem, parse_callback_event, unwrap
+from .callbacks import HttpRequest, check_signature, parse_callback_event, read_http_json, unwrap
 from .claims import ClaimBook
 from .exceptions import DeadlineError, EventError, MpsTriggersError
 from .invocation import Invocation, Report, Source, guard, log_failure, run_job
@@ -145,14 +145,11 @@ class ArchiveJob:
                 bytes=req.body_size)
             return report.answer(status, {"error": reason})
 
-        problem = http_problem(req, s.callback_token.get_secret_value() if s.callback_token else None,
-                               s.callback_max_bytes)
+        body, problem = read_http_json(req, s.callback_token.get_secret_value() if s.callback_token else None,
+                                       s.callback_max_bytes)
         if problem is not None:
             return reject(*problem)
-        try:
-            doc = unwrap(loads(req.body))
-        except JsonError as exc:
-            return reject(400, f"body is {exc}" if str(exc).startswith("not") else f"body {exc}")
+        doc = unwrap(body)
         if not isinstance(doc, dict):
             return reject(400, "body is not a JSON object")
         verified = False
@@ -274,27 +271,7 @@ class ArchiveJob:
     # --- I/O ---------------------------------------------------------------------------------------------------
 
     def _write(self, obj: ArchiveObject, source: str, invocation: Invocation) -> None:
-        """Write ``obj`` within the invocation's budget. Raises StorageError, or DeadlineError when too little time
-        is left to start it or it did not finish in time (the platform redelivers its records)."""
-        budget = invocation.within(WRITE_TIMEOUT)
-        lines = max(1, len(obj.entries))
-        if budget < MIN_WRITE_SECONDS:
-            log("error", "archive write not started", key=obj.key, lines=lines, source=source,
-                reason=f"{max(budget, 0.0):.1f} s left before the invocation's deadline")
-            raise DeadlineError(f"archive write of {obj.key} not started: the invocation's deadline is near")
-        try:
-            call_within(lambda: self.store.put(obj.key, obj.data), budget, "archive write")
-        except TimeoutError as exc:
-            log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
-            raise DeadlineError(f"archive write of {obj.key}: {exc}") from None
-        except StorageError as exc:
-            log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
-            raise
-        except Exception as exc:  # the store could not be made (SDK missing, bad region): this write fails alone
-            log("error", "archive write failed", exc=exc, key=obj.key, lines=lines, source=source,
-                error=f"{type(exc).__name__}: {exc}")
-            raise StorageError(f"{obj.key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
-        log("info", "archived", key=obj.key, lines=lines, bytes=len(obj.data), source=source)
+        write_object(lambda: self.store, obj, source, invocation)
 
     def _push(self, items: list[DigestItem], source: str, source_id: str | None, invocation: Invocation) -> bool | None:
         """Send the digest of ``items``; on failure write its push_failed record. Returns True (delivered), False
@@ -325,6 +302,33 @@ class ArchiveJob:
             log("error", "push failure not recorded", webhook=self.webhook.webhook_id, callbacks=len(items),
                 task_ids=task_ids[:100], error=str(exc))
         return False
+
+
+def write_object(store: Callable[[], ObjectStore], obj: ArchiveObject, source: str, invocation: Invocation) -> None:
+    """Write ``obj`` to ``store()`` (the container's archive store, made on first use) within the invocation's
+    budget: at most :data:`WRITE_TIMEOUT` seconds, never started with less than :data:`MIN_WRITE_SECONDS` left.
+    Raises StorageError (also when the store cannot be made: that write fails alone), or DeadlineError when too
+    little time is left to start it or it did not finish in time (the platform redelivers its records). Shared by
+    the archive and vod jobs; ``source`` goes into the log lines."""
+    budget = invocation.within(WRITE_TIMEOUT)
+    lines = max(1, len(obj.entries))
+    if budget < MIN_WRITE_SECONDS:
+        log("error", "archive write not started", key=obj.key, lines=lines, source=source,
+            reason=f"{max(budget, 0.0):.1f} s left before the invocation's deadline")
+        raise DeadlineError(f"archive write of {obj.key} not started: the invocation's deadline is near")
+    try:
+        call_within(lambda: store().put(obj.key, obj.data), budget, "archive write")
+    except TimeoutError as exc:
+        log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
+        raise DeadlineError(f"archive write of {obj.key}: {exc}") from None
+    except StorageError as exc:
+        log("error", "archive write failed", key=obj.key, lines=lines, source=source, error=str(exc))
+        raise
+    except Exception as exc:  # the store could not be made (SDK missing, bad region): this write fails alone
+        log("error", "archive write failed", exc=exc, key=obj.key, lines=lines, source=source,
+            error=f"{type(exc).__name__}: {exc}")
+        raise StorageError(f"{obj.key}: {type(exc).__name__}: {scrub(str(exc))[:300]}") from None
+    log("info", "archived", key=obj.key, lines=lines, bytes=len(obj.data), source=source)
 
 
 def archive_store(settings: ArchiveSettings) -> ObjectStore:

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from .exceptions import EventError
 from .invocation import SqsRecord, Source, is_sqs_event, sqs_records
-from .safejson import MAX_DEPTH, depth_exceeds, dumps, to_int
+from .safejson import MAX_DEPTH, JsonError, depth_exceeds, dumps, loads, to_int
 
 # --- invocation shapes -------------------------------------------------------------------------------------------
 
@@ -211,19 +211,23 @@ def _sign_problem(doc: dict[str, Any], time_field: str, expected: Callable[[Any]
     return None
 
 
-def http_problem(req: HttpRequest, token: str | None, max_bytes: int) -> tuple[int, str] | None:
-    """The ``(HTTP status, reason)`` a callback request is refused with before its body is read, or None: 405 not
-    POST, 401 the ``token`` query parameter missing or wrong (when ``token`` is set), 413 a body over ``max_bytes``,
-    400 no readable body (bad base64). Shared by the archive and vod jobs."""
+def read_http_json(req: HttpRequest, token: str | None, max_bytes: int) -> tuple[Any, tuple[int, str] | None]:
+    """A callback request's JSON body, or the ``(HTTP status, reason)`` it is refused with: 405 not POST, 401 the
+    ``token`` query parameter missing or wrong (when ``token`` is set; checked before the body is read), 413 a body
+    over ``max_bytes``, 400 no readable body (bad base64) or not JSON (nested too deep included). Returns
+    ``(document, None)`` or ``(None, (status, reason))``. Shared by the archive and vod jobs."""
     if req.method != "POST":
-        return 405, f"method {req.method[:16] or '?'} not allowed, use POST"
+        return None, (405, f"method {req.method[:16] or '?'} not allowed, use POST")
     if token and not token_matches(req, token):
-        return 401, "token query parameter missing or wrong"
+        return None, (401, "token query parameter missing or wrong")
     if req.body_size > max_bytes:
-        return 413, f"body of {req.body_size} bytes exceeds {max_bytes}"
+        return None, (413, f"body of {req.body_size} bytes exceeds {max_bytes}")
     if req.body is None:
-        return 400, req.body_problem or "body missing"
-    return None
+        return None, (400, req.body_problem or "body missing")
+    try:
+        return loads(req.body), None
+    except JsonError as exc:
+        return None, (400, f"body is {exc}" if str(exc).startswith("not") else f"body {exc}")
 
 
 def token_matches(req: HttpRequest, token: str) -> bool:

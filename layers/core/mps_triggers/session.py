@@ -70,13 +70,7 @@ def session_context(obj: UploadedObject, route: str, sid: str | None = None, gen
         return text
     doc["kh"] = hashlib.sha256(obj.key.encode("utf-8")).hexdigest()[:16]
     doc["kt"] = 1
-    key = obj.key
-    while True:  # each character takes at most 6 bytes of JSON, so cutting over // 6 always makes progress
-        text = _compact({**doc, "k": key})
-        over = len(text.encode("utf-8")) - SESSION_CONTEXT_LIMIT
-        if over <= 0:
-            return text
-        key = key[: len(key) - max(1, over // 6)]
+    return _cut_to_fit(doc, "k", obj.key)
 
 
 def vod_session_id(file: VodFile, generation: int = 0) -> str:
@@ -101,13 +95,18 @@ def vod_session_context(file: VodFile, route: str, sid: str | None = None) -> st
                            "k": file.file_id[:128], "r": route}
     if sid:
         doc["s"] = sid
-    name = file.name
-    while True:
-        text = _compact({**doc, "n": name} if name else doc)
+    return _cut_to_fit(doc, "n", file.name) if file.name else _compact(doc)
+
+
+def _cut_to_fit(doc: dict[str, Any], field: str, value: str) -> str:
+    """``doc`` with ``field`` set to ``value``, cut from the end until the compact JSON is at most
+    :data:`SESSION_CONTEXT_LIMIT` UTF-8 bytes."""
+    while True:  # each character takes at most 6 bytes of JSON, so cutting over // 6 always makes progress
+        text = _compact({**doc, field: value})
         over = len(text.encode("utf-8")) - SESSION_CONTEXT_LIMIT
         if over <= 0:
             return text
-        name = name[: len(name) - max(1, over // 6)]
+        value = value[: len(value) - max(1, over // 6)]
 
 
 def _compact(doc: dict[str, Any]) -> str:

@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .callbacks import HttpRequest, check_vod_signature, http_problem, parse_callback_event
+from .archive_job import MIN_WRITE_SECONDS, archive_store, write_object
+from .callbacks import HttpRequest, check_vod_signature, parse_callback_event, read_http_json
 from .claims import Claim, ClaimBook, Taken
 from .exceptions import DeadlineError, EventError, MpsTriggersError
 from .invocation import Invocation, Report, Source, guard, log_failure, run_job
@@ -38,8 +39,8 @@ from .lines import ArchiveLine, ArchiveObject, batch_objects, build_line, ledger
     submission_line
 from .logs import log
 from .mps import ACTION_LIMITS, MpsClient, MpsDuplicateSessionError, MpsError, rate_windows, vod_client
-from .retries import RetryPolicy, call_within
-from .safejson import JsonError, dumps, loads, to_int
+from .retries import RetryPolicy
+from .safejson import dumps, to_int
 from .session import vod_session_context, vod_session_id
 from .storage import StorageError
 from .vod import SIGNING_FIELDS, VodEvent, check_event, pulled_events, read_event
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 PULL_RESERVE = 15.0
 """Seconds before the deadline at which the poller stops pulling: one long poll (about 5 s), archiving and
 submitting 16 events, and ConfirmEvents must still fit."""
-MIN_WRITE_SECONDS = 2.0
-WRITE_TIMEOUT = 20.0
 BATCH_SECONDS = 20.0
 """Longest the submissions of one pulled batch may take (seconds after PullEvents answered), so its ConfirmEvents
 comes within VOD's 30 s: a submission still throttled then fails, and its event comes back."""
@@ -121,8 +120,6 @@ class VodJob:
     def store(self) -> Any:
         """The container's store of ``ARCHIVE_URI`` (:func:`~mps_triggers.archive_job.archive_store`)."""
         if self._store is None:
-            from .archive_job import archive_store
-
             self._store = archive_store(self.settings)  # type: ignore[arg-type]
         return self._store
 
@@ -177,14 +174,10 @@ class VodJob:
             log("warning", "VOD callback rejected", status=status, reason=reason, source_id=rid, bytes=req.body_size)
             return report.answer(status, {"error": reason})
 
-        problem = http_problem(req, s.callback_token.get_secret_value() if s.callback_token else None,
-                               s.callback_max_bytes)
+        doc, problem = read_http_json(req, s.callback_token.get_secret_value() if s.callback_token else None,
+                                      s.callback_max_bytes)
         if problem is not None:
             return reject(*problem)
-        try:
-            doc = loads(req.body)
-        except JsonError as exc:
-            return reject(400, f"body is {exc}" if str(exc).startswith("not") else f"body {exc}")
         if s.vod_sign_key and isinstance(doc, dict):
             why = check_vod_signature(doc, s.vod_sign_key.get_secret_value(), s.callback_clock_skew)
             if why:
@@ -285,7 +278,7 @@ class VodJob:
         if ledger:
             obj = ledger_object(self.location.prefix, ledger, time.time())
             try:
-                self._write(obj, report.invocation)
+                self._write(obj, source, report.invocation)
                 report.keys.append(obj.key)
             except (StorageError, DeadlineError) as exc:  # the submissions stand; redelivery records them again
                 for out in outcomes:
@@ -312,7 +305,7 @@ class VodJob:
         by_where = {o.event.where: o for o in outs}
         for obj in objects:
             try:
-                self._write(obj, report.invocation)
+                self._write(obj, source, report.invocation)
             except (StorageError, DeadlineError) as exc:
                 for rid, _ in obj.entries:
                     report.fail(rid, exc)
@@ -415,20 +408,8 @@ class VodJob:
             error_message=message if out.result == "failed" else None, at=time.time(), origin="vod",
             source_type=source, source_id=out.event.handle[:256] if out.event.handle else where, api=route.api))
 
-    def _write(self, obj: ArchiveObject, invocation: Invocation) -> None:
-        """Write ``obj`` within the invocation's budget (as the archive job). Raises StorageError or DeadlineError."""
-        budget = invocation.within(WRITE_TIMEOUT)
-        if budget < MIN_WRITE_SECONDS:
-            raise DeadlineError(f"archive write of {obj.key} not started: the invocation's deadline is near")
-        try:
-            call_within(lambda: self.store.put(obj.key, obj.data), budget, "archive write")
-        except TimeoutError as exc:
-            log("error", "archive write failed", key=obj.key, error=str(exc))
-            raise DeadlineError(f"archive write of {obj.key}: {exc}") from None
-        except StorageError as exc:
-            log("error", "archive write failed", key=obj.key, error=str(exc))
-            raise
-        log("info", "archived", key=obj.key, lines=max(1, len(obj.entries)), bytes=len(obj.data))
+    def _write(self, obj: ArchiveObject, source: str, invocation: Invocation) -> None:
+        write_object(lambda: self.store, obj, source, invocation)
 
 
 @functools.lru_cache(maxsize=1)
